@@ -1,0 +1,80 @@
+# tokenmill: `make run` sets up and runs the sample pipeline; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SPARK_HOME := $(shell $(PY) -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
+CONF ?= conf/sample.yaml
+CLUSTER_DIR := $(CURDIR)/.cluster
+MASTER_URL := spark://127.0.0.1:7077
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
+
+.PHONY: setup java run sample test bench dist cluster-up cluster-down submit lint clean
+
+setup: java $(VENV)/.installed
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "java not found: installing OpenJDK 17 (headless) with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+data/sample/index.json: $(VENV)/.installed lib/tokenmill/sample/generate.py lib/tokenmill/sample/texts.py
+	$(PY) -m tokenmill.sample --out data/sample
+
+sample: setup data/sample/index.json
+
+run: setup data/sample/index.json
+	$(PY) -m tokenmill pipeline --config $(CONF)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/ingest.py --pages 10000 --out bench/results/ingest.json
+
+dist: setup
+	rm -rf dist && mkdir -p dist
+	$(PY) -m build --wheel --outdir dist . >/dev/null
+	$(PY) -c "import zipfile, pathlib; z = zipfile.ZipFile('dist/tokenmill.zip', 'w', zipfile.ZIP_DEFLATED); \
+	  [z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/tokenmill').rglob('*')) \
+	   if p.is_file() and '__pycache__' not in p.parts]; z.close()"
+	@echo "dist/tokenmill.zip and $$(ls dist/*.whl)"
+
+cluster-up: setup
+	@mkdir -p $(CLUSTER_DIR)/logs $(CLUSTER_DIR)/work
+	@if [ -f $(CLUSTER_DIR)/master.pid ] && kill -0 $$(cat $(CLUSTER_DIR)/master.pid) 2>/dev/null; then \
+	  echo "cluster already up at $(MASTER_URL)"; exit 0; fi; \
+	nohup $(SPARK_HOME)/bin/spark-class org.apache.spark.deploy.master.Master \
+	  --host 127.0.0.1 --port 7077 --webui-port 8080 > $(CLUSTER_DIR)/logs/master.log 2>&1 & echo $$! > $(CLUSTER_DIR)/master.pid; \
+	for i in 1 2; do \
+	  SPARK_WORKER_DIR=$(CLUSTER_DIR)/work/w$$i nohup $(SPARK_HOME)/bin/spark-class org.apache.spark.deploy.worker.Worker \
+	    --host 127.0.0.1 --cores 1 --memory 2g --webui-port 808$$i $(MASTER_URL) \
+	    > $(CLUSTER_DIR)/logs/worker$$i.log 2>&1 & echo $$! > $(CLUSTER_DIR)/worker$$i.pid; \
+	done; \
+	for i in $$(seq 1 60); do \
+	  n=$$(grep -c "Registering worker" $(CLUSTER_DIR)/logs/master.log 2>/dev/null); \
+	  [ "$$n" -ge 2 ] && { echo "cluster up: $(MASTER_URL) with 2 workers"; exit 0; }; sleep 1; done; \
+	echo "cluster did not come up; see $(CLUSTER_DIR)/logs"; exit 1
+
+cluster-down:
+	@for f in $(CLUSTER_DIR)/worker1.pid $(CLUSTER_DIR)/worker2.pid $(CLUSTER_DIR)/master.pid; do \
+	  [ -f $$f ] && { kill $$(cat $$f) 2>/dev/null || true; rm -f $$f; }; done; echo "cluster down"
+
+submit: dist data/sample/index.json
+	$(SPARK_HOME)/bin/spark-submit --master $(MASTER_URL) --py-files dist/tokenmill.zip \
+	  --conf spark.pyspark.python=$(CURDIR)/$(PY) --conf spark.executor.memory=1g \
+	  jobs/pipeline.py --config $(CONF) $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check lib jobs tests bench
+
+clean:
+	rm -rf out dist build data/sample .cluster

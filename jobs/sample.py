@@ -1,0 +1,7 @@
+"""python jobs/sample.py --out data/sample: write the deterministic sample crawl."""
+
+import sys
+
+from tokenmill.runner import main
+
+sys.exit(main("sample"))

@@ -1,0 +1,7 @@
+"""`python -m tokenmill <job> ...`"""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())

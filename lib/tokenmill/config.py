@@ -1,0 +1,125 @@
+"""Typed, validated configs: YAML files -> pydantic models, with `--set a.b=c` overrides.
+
+Unknown keys, wrong types and missing required values are errors that name the file and key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def format_loc(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
+    """('stages', 1, 'keep_removed') -> 'stages[1].keep_removed'."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<top level>"
+
+
+def validate(model: type[M], data: Any, where: str, prefix: str = "") -> M:
+    """Validate ``data`` as ``model``; errors list every bad key path, prefixed with the file."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = format_loc(err["loc"], prefix)
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            lines.append(f"{where}: {loc}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _split_key(key: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for name, index in _SEGMENT.findall(key):
+        if index:
+            parts.append(int(index))
+        elif name.isdigit():
+            parts.append(int(name))
+        else:
+            parts.append(name)
+    return parts
+
+
+def apply_override(data: dict, assignment: str) -> dict:
+    """Apply one `a.b=c` / `stages[1].keep_removed=true` override; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. output=out/run1")
+    key, raw = assignment.split("=", 1)
+    parts = _split_key(key.strip())
+    if not parts:
+        raise ConfigError(f"--set {assignment!r}: empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    data = copy.deepcopy(data)
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        try:
+            if isinstance(part, int):
+                node = node[part]
+            else:
+                if part not in node or node[part] is None:
+                    node[part] = [] if isinstance(nxt, int) else {}
+                node = node[part]
+        except (IndexError, KeyError, TypeError):
+            raise ConfigError(f"--set {assignment!r}: no {format_loc(parts[: i + 1])} to set into") from None
+    last = parts[-1]
+    try:
+        if isinstance(last, int):
+            node[last] = value
+        else:
+            if not isinstance(node, dict):
+                raise TypeError
+            node[last] = value
+    except (IndexError, TypeError):
+        raise ConfigError(f"--set {assignment!r}: cannot set {format_loc(parts)}") from None
+    return data
+
+
+def load_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Read a YAML mapping and apply overrides; a missing file or bad YAML is a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
+    for assignment in overrides:
+        data = apply_override(data, assignment)
+    return data
+
+
+def load(model: type[M], path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> M:
+    """Load and validate a YAML config file as ``model``."""
+    return validate(model, load_yaml(path, overrides), str(path))

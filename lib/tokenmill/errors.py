@@ -1,0 +1,19 @@
+"""Exceptions users see: each names the file and the place in it."""
+
+from __future__ import annotations
+
+
+class TokenmillError(Exception):
+    """Base for errors a user can act on; the CLI prints them without a traceback."""
+
+
+class ConfigError(TokenmillError):
+    """A config file is invalid: the message names the file and the key path."""
+
+
+class InputError(TokenmillError):
+    """An input file is unreadable or malformed: the message names the file, the place and the field."""
+
+    def __init__(self, path: str, where: str, problem: str):
+        self.path, self.where, self.problem = path, where, problem
+        super().__init__(f"{path}: {where}: {problem}")

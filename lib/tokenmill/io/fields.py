@@ -1,0 +1,66 @@
+"""Column mapping for JSONL / Parquet / Hugging Face sources, with presets for common corpus layouts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import model_validator
+
+from ..config import Strict
+
+# Published layouts, so these corpora load without code. `meta_fields: None` keeps every other field.
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "default": {"text_field": "text", "id_field": None, "url_field": None},
+    "dolma": {"text_field": "text", "id_field": "id", "url_field": "metadata.url"},
+    "redpajama": {"text_field": "text", "id_field": None, "url_field": "meta.url"},
+    "refinedweb": {"text_field": "content", "id_field": None, "url_field": "url"},
+    "the_stack": {"text_field": "content", "id_field": "hexsha", "url_field": None},
+    "fineweb": {"text_field": "text", "id_field": "id", "url_field": "url"},
+}
+
+
+class FieldMap(Strict):
+    """Which input fields become `text`, `id`, `url` and `meta`. Dotted names reach into nested objects."""
+
+    layout: str = "default"
+    text_field: str | None = None
+    id_field: str | None = None
+    url_field: str | None = None
+    meta_fields: list[str] | None = None  # None: every other top-level field; []: none
+
+    @model_validator(mode="after")
+    def _apply_layout(self) -> FieldMap:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; known: {', '.join(sorted(LAYOUTS))}")
+        preset = LAYOUTS[self.layout]
+        for key, value in preset.items():
+            if getattr(self, key) is None and value is not None:
+                object.__setattr__(self, key, value)
+        return self
+
+    def used_top_level(self) -> set[str]:
+        return {f.split(".")[0] for f in (self.text_field, self.id_field, self.url_field) if f}
+
+
+def lookup(record: dict, dotted: str) -> Any:
+    """record['a']['b'] for 'a.b' (a literal key with dots wins); a missing key gives KeyError."""
+    if dotted in record:
+        return record[dotted]
+    node: Any = record
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def as_meta_value(value: Any) -> str | None:
+    """A field value as a meta string: scalars as text, nested values as compact JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return str(value)

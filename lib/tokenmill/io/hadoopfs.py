@@ -1,0 +1,61 @@
+"""File operations on the filesystem Spark writes to (local, HDFS, S3A, GCS...) via Hadoop's FileSystem API.
+
+Used from the driver for the atomic rename of finished output, markers and manifests.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+from pyspark.sql import SparkSession
+
+
+def qualify(path: str) -> str:
+    """A local relative path -> absolute; URLs with a scheme are left alone."""
+    return path if urlparse(path).scheme and len(urlparse(path).scheme) > 1 else os.path.abspath(path)
+
+
+class HadoopFS:
+    def __init__(self, spark: SparkSession, path: str):
+        jvm = spark._jvm
+        self._jvm = jvm
+        self._path_cls = jvm.org.apache.hadoop.fs.Path
+        self.fs = self._path_cls(qualify(path)).getFileSystem(spark._jsc.hadoopConfiguration())
+
+    def _p(self, path: str):
+        return self._path_cls(qualify(path))
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(self._p(path)))
+
+    def delete(self, path: str) -> None:
+        if self.exists(path):
+            self.fs.delete(self._p(path), True)
+
+    def mkdirs(self, path: str) -> None:
+        self.fs.mkdirs(self._p(path))
+
+    def rename(self, src: str, dst: str) -> None:
+        if not self.fs.rename(self._p(src), self._p(dst)):
+            raise OSError(f"could not rename {src} to {dst}")
+
+    def list_dirs(self, path: str) -> list[str]:
+        if not self.exists(path):
+            return []
+        return sorted(s.getPath().getName() for s in self.fs.listStatus(self._p(path)) if s.isDirectory())
+
+    def write_text(self, path: str, text: str) -> None:
+        out = self.fs.create(self._p(path), True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+
+    def read_text(self, path: str) -> str:
+        stream = self.fs.open(self._p(path))
+        try:
+            data = self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+        finally:
+            stream.close()
+        return bytes(data).decode("utf-8")

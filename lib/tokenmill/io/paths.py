@@ -1,0 +1,88 @@
+"""Expand configured inputs (globs, lists, Common Crawl `*.paths.gz` manifests) into files with sizes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import posixpath
+from dataclasses import dataclass
+
+import fsspec
+
+from ..errors import ConfigError
+
+GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: its full fsspec URL, size in bytes, modification time and path under its glob base."""
+
+    path: str
+    size: int
+    mtime: str
+    relpath: str
+
+
+def _glob_base(pattern: str) -> str:
+    """The directory part of a pattern before its first glob character."""
+    cut = min((i for i, ch in enumerate(pattern) if ch in GLOB_CHARS), default=None)
+    if cut is None:
+        return posixpath.dirname(pattern)
+    return posixpath.dirname(pattern[:cut])
+
+
+def _mtime(info: dict) -> str:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        if info.get(key) is not None:
+            return str(info[key])
+    return ""
+
+
+def expand(patterns: list[str], storage_options: dict | None = None, where: str = "paths") -> list[InputFile]:
+    """Every file matching ``patterns`` (sorted, deduplicated); a pattern matching nothing is an error."""
+    seen: dict[str, InputFile] = {}
+    for pattern in patterns:
+        fs, _, matches = fsspec.get_fs_token_paths(pattern, storage_options=storage_options or {})
+        stripped = fs._strip_protocol(pattern)
+        base = _glob_base(stripped)
+        if not matches:
+            raise ConfigError(f"{where}: {pattern!r} matched no files")
+        for match in sorted(matches):
+            try:
+                info = fs.info(match)
+            except FileNotFoundError:
+                raise ConfigError(f"{where}: {pattern!r}: no such file {match!r}") from None
+            if info.get("type") == "directory":
+                for child in sorted(fs.find(match)):
+                    if posixpath.basename(child).startswith(("_", ".")):
+                        continue
+                    child_info = fs.info(child)
+                    full = fs.unstrip_protocol(child)
+                    seen.setdefault(full, InputFile(full, int(child_info.get("size") or 0), _mtime(child_info),
+                                                    posixpath.relpath(child, match)))
+                continue
+            full = fs.unstrip_protocol(match)
+            rel = posixpath.relpath(match, base) if base else match
+            seen.setdefault(full, InputFile(full, int(info.get("size") or 0), _mtime(info), rel))
+    return sorted(seen.values(), key=lambda f: f.path)
+
+
+def read_paths_manifest(manifest: str, prefix: str, storage_options: dict | None = None,
+                        limit: int | None = None) -> list[str]:
+    """Paths listed in a Common Crawl `warc.paths.gz` / `wet.paths.gz` file, joined onto ``prefix``."""
+    with fsspec.open(manifest, "rb", **(storage_options or {})) as handle:
+        raw = handle.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    paths = []
+    for line in io.StringIO(raw.decode("utf-8")):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        paths.append(line if "://" in line or line.startswith("/") else prefix.rstrip("/") + "/" + line)
+        if limit is not None and len(paths) >= limit:
+            break
+    if not paths:
+        raise ConfigError(f"{manifest}: the paths manifest lists no files")
+    return paths

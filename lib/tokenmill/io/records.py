@@ -1,0 +1,50 @@
+"""Rows produced by readers before they become Arrow batches: documents and counted skips."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from ..schema import ARROW_DOCUMENT_SCHEMA, stable_id
+
+log = logging.getLogger("tokenmill.read")
+
+Row = dict[str, Any]
+
+
+def doc_row(source: str, key: str, text: str, url: str | None, meta: dict[str, str]) -> Row:
+    """A kept document with its stable id."""
+    return {"id": stable_id(source, key), "text": text, "source": source, "url": url,
+            "meta": meta, "removed_by": None}
+
+
+def skip_row(source: str, path: str, where: str, reason: str, detail: str,
+             url: str | None = None, key: str | None = None) -> Row:
+    """A counted skip: no text, the reason in `removed_by`, the location in `meta`; logged once."""
+    log.warning("skip %s: %s: %s: %s", reason, path, where, detail)
+    meta = {"file": path, "where": where, "error": detail[:500]}
+    return {"id": stable_id(source, key or f"{path}@{where}"), "text": None, "source": source,
+            "url": url, "meta": meta, "removed_by": f"read:{reason}"}
+
+
+def to_batches(rows: Iterable[Row], batch_rows: int = 1000, batch_bytes: int = 32 << 20) -> Iterator[pa.RecordBatch]:
+    """Group rows into Arrow record batches of the canonical schema, bounded in rows and text bytes."""
+    buf: list[Row] = []
+    size = 0
+    for row in rows:
+        buf.append(row)
+        size += len(row["text"] or "")
+        if len(buf) >= batch_rows or size >= batch_bytes:
+            yield _batch(buf)
+            buf, size = [], 0
+    if buf:
+        yield _batch(buf)
+
+
+def _batch(rows: list[Row]) -> pa.RecordBatch:
+    columns = {name: [r[name] for r in rows] for name in ARROW_DOCUMENT_SCHEMA.names}
+    columns["meta"] = [list(m.items()) if m is not None else None for m in columns["meta"]]
+    return pa.RecordBatch.from_pydict(columns, schema=ARROW_DOCUMENT_SCHEMA)

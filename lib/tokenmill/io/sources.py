@@ -1,0 +1,208 @@
+"""Source configs and `read_source`: any configured input -> a DataFrame of the canonical schema.
+
+WARC/WET and JSONL files are spread one per task and streamed by Python in Arrow batches (`mapInArrow`);
+Parquet and staged Hugging Face datasets go through Spark's native Parquet reader.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from ..config import Strict
+from ..errors import ConfigError
+from ..schema import DOCUMENT_SCHEMA, spark_stable_id
+from .fields import FieldMap
+from .paths import InputFile, expand, read_paths_manifest
+
+FILES_SCHEMA = T.StructType([
+    T.StructField("path", T.StringType(), False),
+    T.StructField("relpath", T.StringType(), False),
+    T.StructField("size", T.LongType(), False),
+])
+
+
+class SourceBase(Strict):
+    """Fields every source has: its label (the `source` column), where its files are, limits."""
+
+    name: str = Field(min_length=1)
+    paths: list[str] = Field(default_factory=list)
+    storage_options: dict = Field(default_factory=dict)
+    max_doc_bytes: int = Field(default=10 << 20, gt=0)
+    limit_files: int | None = Field(default=None, gt=0)
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_path(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class WarcSource(SourceBase):
+    """WARC (`response` records, HTML extracted) or WET (`conversion` records, text as is)."""
+
+    format: Literal["warc", "wet"]
+    paths_manifest: str | None = None  # a Common Crawl warc.paths.gz / wet.paths.gz
+    manifest_prefix: str = "https://data.commoncrawl.org/"
+    extractor: Literal["resiliparse", "trafilatura"] = "resiliparse"
+    main_content: bool = True
+    content_types: list[str] = Field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
+    on_error: Literal["skip", "raise"] = "skip"  # at crawl scale one bad record must not stop a job
+
+
+class JsonlSource(SourceBase):
+    format: Literal["jsonl"]
+    fields: FieldMap = Field(default_factory=FieldMap)
+    on_error: Literal["skip", "raise"] = "raise"
+
+
+class ParquetSource(SourceBase):
+    format: Literal["parquet"]
+    fields: FieldMap = Field(default_factory=FieldMap)
+
+
+class HFSource(SourceBase):
+    """A Hugging Face dataset: `load_from_disk` for a saved dataset, else `load_dataset` (local or hub)."""
+
+    format: Literal["hf"]
+    dataset: str  # a dataset id, a local dataset folder, or a `save_to_disk` folder
+    config_name: str | None = None
+    split: str = "train"
+    data_files: list[str] | None = None
+    revision: str | None = None
+    streaming: bool = False
+    staging_dir: str | None = None  # where the dataset is written as Parquet for Spark; default work_dir
+    shard_rows: int = Field(default=100_000, gt=0)
+    fields: FieldMap = Field(default_factory=FieldMap)
+
+
+Source = Annotated[WarcSource | JsonlSource | ParquetSource | HFSource, Field(discriminator="format")]
+
+
+def list_files(src: SourceBase, where: str) -> list[InputFile]:
+    """The source's files with sizes (used for the tasks and the manifest)."""
+    patterns = list(src.paths)
+    if isinstance(src, WarcSource) and src.paths_manifest:
+        patterns += read_paths_manifest(src.paths_manifest, src.manifest_prefix, src.storage_options,
+                                        src.limit_files)
+    if not patterns:
+        raise ConfigError(f"{where}: give `paths`" + (" or `paths_manifest`" if isinstance(src, WarcSource) else ""))
+    files = expand(patterns, src.storage_options, where=f"{where}.paths")
+    return files[: src.limit_files] if src.limit_files else files
+
+
+def _files_frame(spark: SparkSession, files: list[InputFile]) -> DataFrame:
+    """One row per file, one file per partition, so Spark spreads files over executors."""
+    rows = [(f.path, f.relpath, f.size) for f in files]
+    rdd = spark.sparkContext.parallelize(rows, numSlices=max(1, len(rows)))
+    return spark.createDataFrame(rdd, FILES_SCHEMA)
+
+
+def _stream_frame(spark: SparkSession, files: list[InputFile], read_one) -> DataFrame:
+    from .records import to_batches
+
+    def run(batches):
+        for batch in batches:
+            for path, relpath, size in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+                yield from to_batches(read_one(path, relpath, size))
+
+    return _files_frame(spark, files).mapInArrow(run, DOCUMENT_SCHEMA)
+
+
+def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str) -> DataFrame:
+    """The canonical DataFrame of one source: kept documents, and skips tagged in `removed_by`."""
+    if isinstance(src, WarcSource):
+        from .warc import WarcOptions, read_warc_file
+
+        opts = WarcOptions(source=src.name, kind=src.format, extractor=src.extractor,
+                           main_content=src.main_content, content_types=tuple(src.content_types),
+                           max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
+                           storage_options=src.storage_options)
+        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts))
+    if isinstance(src, JsonlSource):
+        from .jsonl import JsonlOptions, read_jsonl_file
+
+        opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
+                            max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
+        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts))
+    if isinstance(src, ParquetSource):
+        return read_parquet(spark, src, list_files(src, where), where)
+    if isinstance(src, HFSource):
+        from .hf import stage_hf_dataset
+
+        staged = stage_hf_dataset(src, src.staging_dir or os.path.join(work_dir, "hf", src.name))
+        as_parquet = ParquetSource(name=src.name, format="parquet", paths=[staged],
+                                   max_doc_bytes=src.max_doc_bytes, fields=src.fields)
+        return read_parquet(spark, as_parquet, list_files(as_parquet, where), where)
+    raise ConfigError(f"{where}: unsupported source format")
+
+
+def _column(df: DataFrame, dotted: str):
+    """A (possibly nested) column by dotted name, or None if the schema lacks it."""
+    if dotted in df.columns:
+        return F.col(f"`{dotted}`")
+    dtype: T.DataType = df.schema
+    for part in dotted.split("."):
+        if not isinstance(dtype, T.StructType) or part not in dtype.fieldNames():
+            return None
+        dtype = dtype[part].dataType
+    return F.col(dotted)
+
+
+def _as_string(df: DataFrame, name: str):
+    dtype = df.schema[name].dataType
+    col = F.col(f"`{name}`")
+    if isinstance(dtype, (T.StructType, T.ArrayType, T.MapType)):
+        return F.to_json(col)
+    return col.cast("string")
+
+
+def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile], where: str) -> DataFrame:
+    """Parquet through Spark's native reader, mapped to the canonical schema JVM-side."""
+    fm = src.fields
+    paths = [f.path for f in files]
+    df = spark.read.parquet(*paths)
+    text = _column(df, fm.text_field)
+    if text is None:
+        raise ConfigError(f"{where}: {paths[0]}: column '{fm.text_field}' (text_field) not found; "
+                          f"columns are: {', '.join(df.columns)}")
+    file_path = F.col("_metadata.file_path")
+    if fm.id_field:
+        key = _column(df, fm.id_field)
+        if key is None:
+            raise ConfigError(f"{where}: {paths[0]}: column '{fm.id_field}' (id_field) not found; "
+                              f"columns are: {', '.join(df.columns)}")
+        key = key.cast("string")
+    else:
+        # The file's path under its folder plus the row's index in the file: stable across reruns.
+        rel = F.element_at(F.split(file_path, "/"), -1)
+        key = F.concat(rel, F.lit(":"), F.col("_metadata.row_index").cast("string"))
+    url = _column(df, fm.url_field) if fm.url_field else None
+    used = fm.used_top_level()
+    names = fm.meta_fields if fm.meta_fields is not None else [c for c in df.columns if c not in used]
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise ConfigError(f"{where}: {paths[0]}: meta column(s) {', '.join(missing)} not found")
+    pairs = []
+    for name in names:
+        pairs += [F.lit(name), _as_string(df, name)]
+    if fm.id_field:
+        pairs += [F.lit("orig_id"), key]
+    pairs += [F.lit("file"), file_path]
+    meta = F.map_filter(F.create_map(*pairs), lambda k, v: v.isNotNull())
+    text_str = text.cast("string")
+    too_large = F.octet_length(text_str) > F.lit(src.max_doc_bytes)
+    removed = (F.when(text_str.isNull(), F.lit("read:missing_text"))
+               .when(too_large, F.lit("read:too_large")))
+    return df.select(
+        spark_stable_id(F.lit(src.name), key).alias("id"),
+        F.when(too_large, F.lit(None).cast("string")).otherwise(text_str).alias("text"),
+        F.lit(src.name).alias("source"),
+        (url.cast("string") if url is not None else F.lit(None).cast("string")).alias("url"),
+        meta.alias("meta"),
+        removed.alias("removed_by"),
+    )

@@ -1,0 +1,102 @@
+"""Write a tagged DataFrame once: kept rows to `data/`, removed rows to `removed/`, atomically.
+
+The frame is written a single time partitioned by `removed_by` (so kept files never store that column),
+into a temporary folder that is renamed into place only on success, with `_SUCCESS` and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import unquote
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..schema import ID, REMOVED_BY, SOURCE, URL
+from .hadoopfs import HadoopFS, qualify
+
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed: bool,
+                max_rows_per_file: int = 0, compression: str = "zstd") -> dict:
+    """Write ``df`` under ``dest`` (a temporary folder) and return the counts read back from it."""
+    spark = df.sparkSession
+    dest = qualify(dest)
+    missing = [c for c in partition_by if c not in df.columns]
+    if missing:
+        raise ValueError(f"write: partition_by column(s) {', '.join(missing)} not in the data "
+                         f"(columns: {', '.join(df.columns)})")
+    if not keep_removed:
+        # Removed rows keep their identity and reason (the audit trail) but not their payload.
+        light = {ID, SOURCE, URL, REMOVED_BY, *partition_by}
+        df = df.select(*[
+            c if c in light else F.when(F.col(REMOVED_BY).isNull(), F.col(c)).alias(c) for c in df.columns
+        ])
+    writer = df.write.mode("overwrite").option("compression", compression)
+    if max_rows_per_file:
+        writer = writer.option("maxRecordsPerFile", max_rows_per_file)
+    staging = f"{dest}/_all"
+    writer.partitionBy(REMOVED_BY, *partition_by).parquet(staging)
+
+    fs = HadoopFS(spark, dest)
+    fs.mkdirs(f"{dest}/removed")
+    for name in fs.list_dirs(staging):
+        value = unquote(name.split("=", 1)[1])
+        if value == NULL_PARTITION:
+            fs.rename(f"{staging}/{name}", f"{dest}/data")
+        else:
+            fs.rename(f"{staging}/{name}", f"{dest}/removed/{name}")
+    fs.delete(staging)
+    if not fs.exists(f"{dest}/data"):  # nothing kept: still a readable, empty dataset
+        kept_schema = df.drop(REMOVED_BY, *partition_by).schema
+        spark.createDataFrame([], kept_schema).write.parquet(f"{dest}/data")
+    return count_written(spark, dest)
+
+
+def count_written(spark: SparkSession, dest: str) -> dict:
+    """Rows kept per source and removed per (reason, source), read back from the written Parquet."""
+    kept = spark.read.parquet(f"{dest}/data")
+    by_source = {r[SOURCE]: r["n"] for r in kept.groupBy(SOURCE).agg(F.count("*").alias("n")).collect()}  # small: one row per source
+    removed: dict[str, dict[str, int]] = {}
+    if HadoopFS(spark, dest).list_dirs(f"{dest}/removed"):
+        rows = (spark.read.parquet(f"{dest}/removed").groupBy(REMOVED_BY, SOURCE)
+                .agg(F.count("*").alias("n")).collect())  # small: one row per reason and source
+        for r in rows:
+            removed.setdefault(r[REMOVED_BY], {})[r[SOURCE]] = r["n"]
+    return {"kept": sum(by_source.values()), "kept_by_source": dict(sorted(by_source.items())),
+            "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
+
+
+def new_temp(dest: str) -> str:
+    """A fresh temporary sibling of ``dest``; renamed onto ``dest`` only when complete."""
+    dest = qualify(dest).rstrip("/")
+    parent, _, name = dest.rpartition("/")
+    return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+def commit(spark: SparkSession, temp: str, dest: str, manifest: dict) -> None:
+    """Write the manifest and `_SUCCESS` into ``temp``, then swap it into place of ``dest``."""
+    fs = HadoopFS(spark, dest)
+    fs.write_text(f"{temp}/manifest.json", json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+    fs.write_text(f"{temp}/_SUCCESS", "")
+    dest = qualify(dest)
+    old = None
+    if fs.exists(dest):
+        old = f"{new_temp(dest)}-old"
+        fs.rename(dest, old)
+    fs.rename(temp, dest)
+    if old:
+        fs.delete(old)
+
+
+def read_manifest(spark: SparkSession, dest: str) -> dict | None:
+    """The manifest of a completed output (None if absent or incomplete)."""
+    fs = HadoopFS(spark, dest)
+    if not (fs.exists(f"{dest}/_SUCCESS") and fs.exists(f"{dest}/manifest.json")):
+        return None
+    try:
+        return json.loads(fs.read_text(f"{dest}/manifest.json"))
+    except ValueError:
+        return None

@@ -1,0 +1,118 @@
+"""One runner owns a job's life: parse arguments, validate the config, build the session, run, report, stop.
+
+Job files in jobs/ are two lines that call `main(<job>)`; `python -m tokenmill <job>` does the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import TokenmillError
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="pipeline YAML, e.g. conf/sample.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set output=out/run2 --set stages[1].keep_removed=true")
+    parser.add_argument("--spark-profile", default=None,
+                        help="conf/spark/<name>.yaml or a path (default: local, or cluster under spark-submit)")
+    parser.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import load_pipeline, run
+    from .report.manifest import format_stage_table
+    from .spark import build_session
+
+    plan = load_pipeline(args.config, args.overrides)
+    spark = build_session(args.spark_profile, app_name=f"tokenmill-{plan.config.name}")
+    try:
+        result = run(spark, plan, force=args.force)
+    finally:
+        spark.stop()
+    state = "up to date (skipped, same config and inputs)" if result.skipped else "written"
+    print(format_stage_table(result.manifest["stages"]))
+    print(f"\noutput   {result.output}/data   ({result.manifest['output']['rows']:,} rows, {state})")
+    print(f"removed  {result.output}/removed")
+    print(f"manifest {result.output}/manifest.json")
+    return 0
+
+
+def _sample_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="data/sample", help="folder to write the sample corpus into")
+    parser.add_argument("--pages", type=int, default=None, help="number of HTML pages in the WARC (default: the sample size)")
+    parser.add_argument("--seed", type=int, default=1234)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from .sample.generate import write_sample
+
+    summary = write_sample(args.out, seed=args.seed, n_pages=args.pages)
+    for name, path in summary["files"].items():
+        print(f"{name:<10} {path}")
+    return 0
+
+
+JOBS: dict[str, Job] = {
+    "pipeline": Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark",
+                    _config_args, _run_pipeline),
+    "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",
+                  _sample_args, _run_sample),
+}
+
+
+def _friendly(exc: BaseException) -> str | None:
+    """The user-facing line of an error raised inside a Spark task (InputError/ConfigError), if any."""
+    text = str(exc)
+    found = re.findall(r"tokenmill\.errors\.(\w+Error): (.*)", text)
+    if found:
+        kind, message = found[-1]
+        return f"{kind}: {message}"
+    return None
+
+
+def main(job: str | None = None, argv: list[str] | None = None) -> int:
+    """Entry point of `tokenmill`, `python -m tokenmill` and every file in jobs/."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if job is None:
+        parser = argparse.ArgumentParser(prog="tokenmill", description="tokenmill: Spark jobs for LM training data")
+        sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+        for spec in JOBS.values():
+            spec.add_args(sub.add_parser(spec.name, help=spec.help, description=spec.help))
+        args = parser.parse_args(argv)
+        spec = JOBS[args.job]
+    else:
+        spec = JOBS[job]
+        parser = argparse.ArgumentParser(prog=f"{job}.py", description=spec.help)
+        spec.add_args(parser)
+        args = parser.parse_args(argv)
+    try:
+        return spec.run(args)
+    except TokenmillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a Spark task failure: show the tokenmill error inside it, if there is one
+        message = _friendly(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

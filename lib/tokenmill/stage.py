@@ -1,0 +1,99 @@
+"""The stage contract and registry.
+
+A stage is a pure function `(ctx, DataFrame, params) -> DataFrame` found by name from a config.
+An *annotate* stage adds columns; a *filter* stage never drops rows itself: it tags the rows it removes
+in `removed_by` ("<stage>:<reason>") with `mark_removed`, and the writer splits kept from removed rows
+in one pass. So every stage's rows in = rows kept + rows removed per reason, counted from the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .config import Strict
+from .errors import ConfigError
+from .schema import REMOVED_BY
+
+Kind = Literal["read", "annotate", "filter", "write"]
+
+
+@dataclass
+class StageContext:
+    """What a stage may use besides its input: the session, the whole pipeline config, a scratch folder."""
+
+    spark: SparkSession
+    pipeline: Any  # the validated PipelineConfig
+    config_path: str
+    work_dir: str
+
+
+class StageParams(Strict):
+    """Keys every stage entry accepts, whatever the stage."""
+
+    stage: str
+    id: str | None = None  # a label, when one stage runs twice in a pipeline
+    checkpoint: bool = False  # write this stage's output to work_dir, so a rerun can resume after it
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    kind: Kind
+    params: type[StageParams]
+    run: Callable[[StageContext, DataFrame | None, Any], DataFrame]
+    version: str  # bump when a stage's output changes for the same config: reruns then recompute
+    doc: str
+
+
+REGISTRY: dict[str, StageSpec] = {}
+
+
+def register(name: str, kind: Kind, params: type[StageParams] = StageParams, version: str = "1"):
+    """Decorator: make a stage function available to configs under ``name``."""
+
+    def wrap(fn):
+        if name in REGISTRY:
+            raise ValueError(f"stage {name!r} registered twice")
+        REGISTRY[name] = StageSpec(name, kind, params, fn, version, (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+def get(name: str, where: str) -> StageSpec:
+    _load_builtin_stages()
+    if name not in REGISTRY:
+        raise ConfigError(f"{where}: unknown stage {name!r}; known stages: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def _load_builtin_stages() -> None:
+    from . import stages  # noqa: F401  (registers the built-in stages on import)
+
+
+def mark_removed(df: DataFrame, condition: Column, stage: str, reason: str | Column) -> DataFrame:
+    """Tag rows matching ``condition`` (and not removed earlier) as removed by ``stage`` for ``reason``."""
+    reason_col = reason if isinstance(reason, Column) else F.lit(reason)
+    tag = F.concat(F.lit(f"{stage}:"), reason_col)
+    return df.withColumn(REMOVED_BY, F.when(F.col(REMOVED_BY).isNull() & condition, tag)
+                         .otherwise(F.col(REMOVED_BY)))
+
+
+def live(df: DataFrame) -> Column:
+    """True for rows no earlier stage removed: expensive annotators compute only for these."""
+    return F.col(REMOVED_BY).isNull()
+
+
+class WriteParams(StageParams):
+    """The output: Parquet (zstd), optionally partitioned, with removed rows kept for audit on request."""
+
+    partition_by: list[str] = Field(default_factory=list)
+    keep_removed: bool = False  # True: removed rows are written whole; False: only their id, source, url, reason
+    max_rows_per_file: int = Field(default=0, ge=0)
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"

@@ -1,0 +1,29 @@
+"""Built-in stages of this release: `read` (all configured sources) and `write` (the output)."""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import DataFrame
+
+from .config import validate
+from .io.sources import SourceBase, read_source
+from .stage import StageContext, StageParams, WriteParams, register
+
+
+@register("read", "read")
+def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFrame:
+    """Read every configured source into the canonical schema; bad records become counted skips."""
+    frames = []
+    for i, src in enumerate(ctx.pipeline.sources):
+        frames.append(read_source(ctx.spark, src, f"{ctx.config_path}: sources[{i}]", ctx.work_dir))
+    return reduce(lambda a, b: a.unionByName(b), frames)
+
+
+@register("write", "write", WriteParams)
+def write(ctx: StageContext, df: DataFrame | None, params: WriteParams) -> DataFrame:
+    """Pass-through: the pipeline writes the result with these params (see io/writer.py)."""
+    return df
+
+
+__all__ = ["read", "write", "validate", "SourceBase"]
