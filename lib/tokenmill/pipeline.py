@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from . import __version__
 from .config import Strict, load_yaml, validate
 from .errors import ConfigError
-from .io.hadoopfs import qualify
+from .io.hadoopfs import HadoopFS, qualify
 from .io.sources import Source, list_files
 from .io.writer import commit, new_temp, read_manifest, write_split
 from .report.manifest import stage_table, versions
@@ -161,8 +161,12 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
             skipped_all = False
             seg_started = time.time()
             temp = new_temp(dest)
-            counts = write_split(df, temp, write_params.partition_by, write_params.keep_removed,
-                                 write_params.max_rows_per_file, write_params.compression)
+            try:
+                counts = write_split(df, temp, write_params.partition_by, write_params.keep_removed,
+                                     write_params.max_rows_per_file, write_params.compression)
+            except BaseException:
+                HadoopFS(spark, temp).delete(temp)  # a failed run leaves nothing half-written behind
+                raise
             seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
                                    counts, rows_in)
             manifest = {

@@ -40,7 +40,8 @@ class FieldMap(Strict):
         return self
 
     def used_top_level(self) -> set[str]:
-        return {f.split(".")[0] for f in (self.text_field, self.id_field, self.url_field) if f}
+        """Top-level fields mapped whole to text/id/url (left out of meta); nested ones keep their parent."""
+        return {f for f in (self.text_field, self.id_field, self.url_field) if f and "." not in f}
 
 
 def lookup(record: dict, dotted: str) -> Any:

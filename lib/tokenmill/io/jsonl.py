@@ -5,6 +5,7 @@ A malformed line is an error naming the file, line and field, or with `on_error:
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,8 +37,9 @@ def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions) -> I
     if size == 0:
         yield from _problem(opts, path, "line 0", "empty_file", "the file is empty")
         return
-    fm = opts.fields
-    with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:
+    with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as stream:
+        # zstd readers have no readline; a BufferedReader gives every codec one (and big reads).
+        handle = stream if path.endswith((".gz", ".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
         lineno = 0
         while True:
             try:
