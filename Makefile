@@ -42,7 +42,7 @@ bench: setup
 
 dist: setup
 	rm -rf dist && mkdir -p dist
-	$(PY) -m build --wheel --outdir dist . >/dev/null
+	$(PY) -m build --wheel --no-isolation --outdir dist . >/dev/null
 	$(PY) -c "import zipfile, pathlib; z = zipfile.ZipFile('dist/tokenmill.zip', 'w', zipfile.ZIP_DEFLATED); \
 	  [z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/tokenmill').rglob('*')) \
 	   if p.is_file() and '__pycache__' not in p.parts]; z.close()"
@@ -71,6 +71,7 @@ cluster-down:
 submit: dist data/sample/index.json
 	$(SPARK_HOME)/bin/spark-submit --master $(MASTER_URL) --py-files dist/tokenmill.zip \
 	  --conf spark.pyspark.python=$(CURDIR)/$(PY) --conf spark.executor.memory=1g \
+	  --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
 	  jobs/pipeline.py --config $(CONF) $(ARGS)
 
 lint: setup
