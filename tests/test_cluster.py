@@ -6,6 +6,7 @@ import subprocess
 
 import pyarrow.dataset as ds
 import pytest
+
 from conftest import ROOT, sample_config, write_config
 
 pytestmark = pytest.mark.cluster

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, sample_config, write_config
 
+from conftest import ROOT, sample_config, write_config
 from tokenmill.config import apply_override
 from tokenmill.errors import ConfigError
 from tokenmill.pipeline import load_pipeline

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import nbformat
-from conftest import ROOT
 from nbclient import NotebookClient
+
+from conftest import ROOT
 
 
 def test_notebook_runs_on_sample_output(sample_run):

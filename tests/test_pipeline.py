@@ -6,9 +6,9 @@ import json
 import uuid
 
 import pytest
-from conftest import sample_config, write_config
 from pyspark.sql import functions as F
 
+from conftest import sample_config, write_config
 from tokenmill.errors import ConfigError
 from tokenmill.pipeline import load_pipeline, run
 from tokenmill.schema import stable_id

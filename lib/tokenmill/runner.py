@@ -89,6 +89,7 @@ def main(job: str | None = None, argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     if job is None:
         parser = argparse.ArgumentParser(prog="tokenmill", description="tokenmill: Spark jobs for LM training data")
         sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)

@@ -6,8 +6,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 
-from .config import validate
-from .io.sources import SourceBase, read_source
+from .io.sources import read_source
 from .stage import StageContext, StageParams, WriteParams, register
 
 
@@ -25,5 +24,3 @@ def write(ctx: StageContext, df: DataFrame | None, params: WriteParams) -> DataF
     """Pass-through: the pipeline writes the result with these params (see io/writer.py)."""
     return df
 
-
-__all__ = ["read", "write", "validate", "SourceBase"]

@@ -56,7 +56,6 @@ def stage_hf_dataset(src, staging_dir: str) -> str:
     fs.makedirs(root, exist_ok=True)
     ds = _load(src)
     shard, rows = 0, []
-    written = 0
 
     def flush(tables):
         nonlocal shard
@@ -70,7 +69,6 @@ def stage_hf_dataset(src, staging_dir: str) -> str:
     if hasattr(ds, "with_format") and hasattr(ds, "data"):  # a map-style Dataset backed by Arrow
         for start in range(0, len(ds), src.shard_rows):
             flush([ds.with_format("arrow")[start: start + src.shard_rows]])
-            written += 1
     else:  # an IterableDataset (streaming): Arrow batches as they arrive
         for batch in ds.iter(batch_size=min(src.shard_rows, 10_000)):
             rows.append(pa.Table.from_pydict(batch))
