@@ -33,6 +33,14 @@ def make_warc(path, pages, gz=True):
     return offsets
 
 
+def three_pages_with_member(path, replace):
+    """A 3-record WARC.gz whose middle gzip member is replaced by ``replace(member bytes)``; its offsets."""
+    offsets = make_warc(path, [page(i) for i in range(3)])
+    data = path.read_bytes()
+    path.write_bytes(data[:offsets[1]] + replace(data[offsets[1]:offsets[2]]) + data[offsets[2]:])
+    return offsets
+
+
 def page(i):
     return (f"https://t.example/{i}", f"<html><body><p>Page number {i} has a sentence of text.</p></body></html>".encode(),
             "text/html; charset=utf-8")
@@ -77,10 +85,8 @@ def test_truncated_gzip_member_is_a_counted_skip(tmp_path):
 
 def test_bad_header_mid_file_resyncs_at_next_record(tmp_path):
     path = tmp_path / "bad.warc.gz"
-    offsets = make_warc(path, [page(i) for i in range(3)])
-    data = path.read_bytes()
-    member = gzip.decompress(data[offsets[1]:offsets[2]]).replace(b"WARC/1.", b"XXXX/9.", 1)
-    path.write_bytes(data[:offsets[1]] + gzip.compress(member) + data[offsets[2]:])
+    offsets = three_pages_with_member(
+        path, lambda m: gzip.compress(gzip.decompress(m).replace(b"WARC/1.", b"XXXX/9.", 1)))
     rows = read(path)
     assert reasons(rows) == [None, "read:bad_record", None]
     assert rows[1]["meta"]["where"] == f"byte {offsets[1]}"
@@ -91,9 +97,7 @@ def test_bad_header_mid_file_resyncs_at_next_record(tmp_path):
 
 def test_corrupt_gzip_member(tmp_path):
     path = tmp_path / "gz.warc.gz"
-    offsets = make_warc(path, [page(i) for i in range(3)])
-    data = path.read_bytes()
-    path.write_bytes(data[:offsets[1]] + b"\x1f\x8b\x08\x00garbage-not-deflate" + data[offsets[2]:])
+    three_pages_with_member(path, lambda m: b"\x1f\x8b\x08\x00garbage-not-deflate")
     rows = read(path)
     assert reasons(rows) == [None, "read:corrupt_gzip", None]
 
