@@ -142,11 +142,11 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
     stage_rows: list[dict] = []
     rows_in: int | None = None
     manifest: dict = {}
+    reports: dict = {}
     skipped_all = True
     for index, st in enumerate(plan.stages):
         segment.append(st)
         fingerprint = _digest({"prev": fingerprint, "stage": st.fingerprint_part()})
-        df = st.spec.run(ctx, df, st.params)
         is_end = st.kind == "write" or st.params.checkpoint
         if not is_end:
             continue
@@ -154,12 +154,18 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
         write_params = st.params if isinstance(st.params, WriteParams) else WriteParams(stage="write")
         previous = read_manifest(spark, dest)
         if not force and previous and previous.get("fingerprint") == fingerprint:
+            # Up to date: the segment's stage functions are not even called (no calibration, no planning jobs).
             log.info("up to date, skipping: %s", dest)
             manifest = previous
             seg_rows = previous["segment_stages"]
+            reports.update(previous.get("stage_reports", {}))
         else:
             skipped_all = False
             seg_started = time.time()
+            ctx.reports = {}
+            for part in segment:
+                df = part.spec.run(ctx, df, part.params)
+            reports.update(ctx.reports)
             temp = new_temp(dest)
             try:
                 counts = write_split(df, temp, write_params.partition_by, write_params.keep_removed,
@@ -181,11 +187,15 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
                            "partition_by": write_params.partition_by, "keep_removed": write_params.keep_removed,
                            "rows": counts["kept"], "rows_by_source": counts["kept_by_source"],
                            "removed_by_reason_and_source": counts["removed"]},
+                "stage_reports": dict(reports),
                 "versions": versions(spark),
                 "spark": {"master": spark.sparkContext.master, "app_id": spark.sparkContext.applicationId},
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "wall_seconds": round(time.time() - seg_started, 3),
             }
+            if "tokens_by_source" in counts:
+                manifest["output"]["tokens_by_source"] = counts["tokens_by_source"]
+                manifest["output"]["tokens"] = sum(v["tokens"] for v in counts["tokens_by_source"].values())
             manifest["stages"] = stage_rows + seg_rows
             _check_balance(seg_rows, counts)
             commit(spark, temp, dest, manifest)

@@ -9,7 +9,7 @@ in one pass. So every stage's rows in = rows kept + rows removed per reason, cou
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
@@ -31,6 +31,7 @@ class StageContext:
     pipeline: Any  # the validated PipelineConfig
     config_path: str
     work_dir: str
+    reports: dict[str, Any] = field(default_factory=dict)  # per stage label: facts for the manifest (e.g. rho)
 
 
 class StageParams(Strict):

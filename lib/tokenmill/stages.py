@@ -1,4 +1,5 @@
-"""Built-in stages of this release: `read` (all configured sources) and `write` (the output)."""
+"""Built-in stages: `read` (all configured sources) and `write` (the output) here; the others register
+themselves in their packages, imported below so a config can name them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pyspark.sql import DataFrame
 
 from .io.sources import read_source
 from .stage import StageContext, StageParams, WriteParams, register
+from .tokens import stage as _tokens  # noqa: F401  (registers `tokens`)
 
 
 @register("read", "read")

@@ -65,8 +65,13 @@ def count_written(spark: SparkSession, dest: str) -> dict:
                 .agg(F.count("*").alias("n")).collect())  # small: one row per reason and source
         for r in rows:
             removed.setdefault(r[REMOVED_BY], {})[r[SOURCE]] = r["n"]
-    return {"kept": sum(by_source.values()), "kept_by_source": dict(sorted(by_source.items())),
-            "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
+    counts = {"kept": sum(by_source.values()), "kept_by_source": dict(sorted(by_source.items())),
+              "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
+    if "n_tokens" in kept.columns:
+        from ..tokens.count import token_totals
+
+        counts["tokens_by_source"] = token_totals(kept)
+    return counts
 
 
 def new_temp(dest: str) -> str:

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from ..tokens.train import train_bpe
 from .texts import BENCHMARK_ITEMS, LOREM, NAV, SENTENCES, SPAM, TITLES
 
 LANGS = sorted(SENTENCES)
@@ -224,6 +225,12 @@ def write_sample(out: str, seed: int = 1234, n_pages: int | None = None) -> dict
         for item in BENCHMARK_ITEMS:
             handle.write(json.dumps(item) + "\n")
     files["benchmark"] = os.path.join(out, "benchmarks", "gsm8k_sample.jsonl")
+
+    # A small BPE tokenizer trained on the sample's own sentences, so the `tokens` stage and the mixture
+    # builder run without downloading one (users point `tokenizer:` at their production tokenizer).
+    corpus = [sentence for lang in sorted(SENTENCES) for sentence in SENTENCES[lang]]
+    corpus += [title for lang in sorted(TITLES) for title in TITLES[lang]]
+    files["tokenizer"] = train_bpe(corpus * 4, os.path.join(out, "tokenizer"), vocab_size=1000)
 
     index = {"seed": seed, "warc": warc_counts,
              "pages": [{k: p[k] for k in ("url", "lang", "category") if k in p} for p in pages],

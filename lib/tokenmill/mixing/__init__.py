@@ -1,0 +1,1 @@
+"""Scaling laws, the token-budget planner and the mixture builder."""
