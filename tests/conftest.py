@@ -36,6 +36,9 @@ def sample_config(sample: Path, output: Path, **extra) -> dict:
     data = yaml.safe_load((ROOT / "conf" / "sample.yaml").read_text())
     for src in data["sources"]:
         src["paths"] = src["paths"].replace("data/sample", str(sample))
+    for stage in data["stages"]:
+        if isinstance(stage, dict) and "tokenizer" in stage:
+            stage["tokenizer"] = stage["tokenizer"].replace("data/sample", str(sample))
     data["output"] = str(output)
     data.update(extra)
     return data

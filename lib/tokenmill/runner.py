@@ -66,9 +66,55 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="Parquet data, or a pipeline output folder (uses its data/)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer directory (or cached hub id); without it the "
+                        "existing n_tokens column is summed")
+    parser.add_argument("--add-special-tokens", action="store_true")
+    parser.add_argument("--calibrate", type=int, default=0, metavar="DOCS",
+                        help="also measure bytes/token per source on a sample of DOCS documents, with its held-out error")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the table as JSON (usable as `manifest:` in a mixture config)")
+    parser.add_argument("--spark-profile", default=None)
+
+
+def _run_count(args: argparse.Namespace) -> int:
+    from .tokens.job import count_tokens_job
+
+    return count_tokens_job(args)
+
+
+def _mixture_args(parser: argparse.ArgumentParser) -> None:
+    _config_args(parser)
+    parser.add_argument("--out", default=None, help="where to write plan.json (default: <output>.plan.json)")
+
+
+def _build_args(parser: argparse.ArgumentParser) -> None:
+    _config_args(parser)
+    parser.add_argument("--plan", default=None, help="use this plan.json instead of planning from the data")
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from .mixing.job import plan_job
+
+    return plan_job(args)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .mixing.job import build_job
+
+    return build_job(args)
+
+
 JOBS: dict[str, Job] = {
     "pipeline": Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark",
                     _config_args, _run_pipeline),
+    "count_tokens": Job("count_tokens", "count documents, bytes and tokens per source of a Parquet dataset",
+                        _count_args, _run_count),
+    "plan_mixture": Job("plan_mixture", "plan a token budget (Chinchilla laws) and per-source targets; writes plan.json",
+                        _mixture_args, _run_plan),
+    "build_mixture": Job("build_mixture", "build the token-budgeted mixture: Parquet shards + manifest",
+                         _build_args, _run_build),
     "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",
                   _sample_args, _run_sample),
 }

@@ -45,6 +45,17 @@ class HadoopFS:
             return []
         return sorted(s.getPath().getName() for s in self.fs.listStatus(self._p(path)) if s.isDirectory())
 
+    def list_files(self, path: str, recursive: bool = True) -> list[tuple[str, int, int]]:
+        """(path, size, mtime in ms) of every file under ``path``, sorted by path."""
+        if not self.exists(path):
+            return []
+        out = []
+        it = self.fs.listFiles(self._p(path), recursive)
+        while it.hasNext():
+            st = it.next()
+            out.append((st.getPath().toString(), int(st.getLen()), int(st.getModificationTime())))
+        return sorted(out)
+
     def write_text(self, path: str, text: str) -> None:
         out = self.fs.create(self._p(path), True)
         try:

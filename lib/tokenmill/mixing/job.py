@@ -1,0 +1,55 @@
+"""The plan_mixture and build_mixture jobs: thin wrappers that load the config, plan or build, and print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from .config import load_mixture
+from .plan import format_plan, plan_mixture
+
+
+def plan_job(args: argparse.Namespace) -> int:
+    """Plan from unique tokens given, read from manifests, or (only if needed) measured with Spark."""
+    from .build import unique_tokens
+
+    cfg = load_mixture(args.config, args.overrides)
+    needs_spark = any(s.unique_tokens is None and not s.manifest for s in cfg.sources)
+    spark = None
+    if needs_spark:
+        from ..spark import build_session
+
+        spark = build_session(args.spark_profile, app_name=f"tokenmill-plan-{cfg.name}")
+    try:
+        sources = unique_tokens(spark, cfg, args.config)
+    finally:
+        if spark is not None:
+            spark.stop()
+    plan = plan_mixture(cfg.plan, sources)
+    out = args.out or f"{cfg.output.rstrip('/')}.plan.json"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(plan.to_dict(), handle, indent=2)
+        handle.write("\n")
+    print(format_plan(plan))
+    print(f"\nplan     {os.path.abspath(out)}")
+    return 0
+
+
+def build_job(args: argparse.Namespace) -> int:
+    from ..spark import build_session
+    from .build import build_mixture, format_build
+
+    cfg = load_mixture(args.config, args.overrides)
+    spark = build_session(args.spark_profile, app_name=f"tokenmill-mixture-{cfg.name}")
+    try:
+        result = build_mixture(spark, cfg, args.config, plan_file=args.plan, force=args.force)
+    finally:
+        spark.stop()
+    print(format_build(result.manifest))
+    state = "up to date (skipped, same config and inputs)" if result.skipped else "written"
+    print(f"\nshards   {result.output}/data   ({state})")
+    print(f"plan     {result.output}/plan.json")
+    print(f"manifest {result.output}/manifest.json")
+    return 0

@@ -1,0 +1,67 @@
+"""The count_tokens job: documents, bytes and tokens per source, as a table and optionally JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from pyspark.sql import functions as F
+
+from ..errors import ConfigError
+from ..io.hadoopfs import HadoopFS, qualify
+from ..schema import SOURCE, TEXT
+from .count import N_BYTES, N_TOKENS, bytes_column, calibrate, ship, token_totals, tokens_column
+
+
+def format_counts(table: dict, calibration: dict | None = None) -> str:
+    head = f"{'source':<40} {'docs':>10} {'bytes':>14} {'unique tokens':>14} {'bytes/token':>11}"
+    lines = [head, "-" * len(head)]
+    for name, r in table.items():
+        bpt = f"{r['bytes_per_token']:.4f}" if r.get("bytes_per_token") else "-"
+        lines.append(f"{name[:40]:<40} {r['docs']:>10,} {r['bytes'] or 0:>14,} {r['tokens']:>14,} {bpt:>11}")
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<40} {sum(r['docs'] for r in table.values()):>10,} "
+                 f"{sum(r['bytes'] or 0 for r in table.values()):>14,} {sum(r['tokens'] for r in table.values()):>14,}")
+    if calibration:
+        lines += ["", f"{'calibration':<40} {'sample':>10} {'rho':>14} {'held-out err':>14}"]
+        for name, c in calibration.items():
+            err = f"{c['holdout_error']:.3%}" if c["holdout_error"] is not None else "-"
+            lines.append(f"{name[:40]:<40} {c['sample_docs']:>10,} {c['rho'] or 0:>14.4f} {err:>14}")
+    return "\n".join(lines)
+
+
+def count_tokens_job(args: argparse.Namespace) -> int:
+    from ..spark import build_session
+
+    spark = build_session(args.spark_profile, app_name="tokenmill-count-tokens")
+    try:
+        path = qualify(args.input)
+        if HadoopFS(spark, path).exists(f"{path}/data") and HadoopFS(spark, path).exists(f"{path}/_SUCCESS"):
+            path = f"{path}/data"
+        df = spark.read.parquet(path)
+        if SOURCE not in df.columns:
+            df = df.withColumn(SOURCE, F.lit(os.path.basename(args.input.rstrip("/"))))
+        calibration = None
+        if args.tokenizer:
+            if TEXT not in df.columns:
+                raise ConfigError(f"{args.input}: no `text` column to tokenize")
+            spec = ship(spark, args.tokenizer, args.add_special_tokens)
+            df = df.withColumn(N_BYTES, bytes_column(TEXT)).withColumn(N_TOKENS, tokens_column(TEXT, spec))
+            if args.calibrate:
+                calibration = calibrate(df, spec, args.calibrate, args.seed)
+        elif N_TOKENS not in df.columns:
+            raise ConfigError(f"{args.input}: no `n_tokens` column; pass --tokenizer to count")
+        elif N_BYTES not in df.columns and TEXT in df.columns:
+            df = df.withColumn(N_BYTES, bytes_column(TEXT))
+        table = token_totals(df)
+    finally:
+        spark.stop()
+    print(format_counts(table, calibration))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump({"input": args.input, "tokenizer": args.tokenizer, "sources": table,
+                       "calibration": calibration}, handle, indent=2)
+            handle.write("\n")
+        print(f"\ncounts   {os.path.abspath(args.out)}")
+    return 0
