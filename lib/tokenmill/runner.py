@@ -26,7 +26,7 @@ class Job:
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline YAML, e.g. conf/sample.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set output=out/run2 --set stages[1].keep_removed=true")
+                        help="override a config value, e.g. --set output=out/run2 --set stages[2].keep_removed=true")
     parser.add_argument("--spark-profile", default=None,
                         help="conf/spark/<name>.yaml or a path (default: local, or cluster under spark-submit)")
     parser.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
