@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPARK_HOME := $(shell $(PY) -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
 CONF ?= conf/sample.yaml
+MIXTURE ?= conf/mixture/sample.yaml
 CLUSTER_DIR := $(CURDIR)/.cluster
 MASTER_URL := spark://127.0.0.1:7077
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
@@ -33,12 +34,16 @@ sample: setup data/sample/index.json
 
 run: setup data/sample/index.json
 	$(PY) -m tokenmill pipeline --config $(CONF)
+	$(PY) -m tokenmill plan_mixture --config $(MIXTURE)
+	$(PY) -m tokenmill build_mixture --config $(MIXTURE)
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/ingest.py --pages 10000 --out bench/results/ingest.json
+	$(PY) bench/tokens.py --docs 20000 --out bench/results/tokens.json
+	$(PY) bench/mixture.py --sizes 20000,100000,1000000 --out bench/results/mixture.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -9,7 +9,13 @@ import pytest
 from tokenmill.errors import ConfigError
 from tokenmill.mixing import laws
 from tokenmill.mixing.allocate import base_weights, unimax
-from tokenmill.mixing.plan import PlanInfeasible, PlanSettings, PlanSource, format_plan, plan_mixture
+from tokenmill.mixing.plan import (
+    PlanInfeasible,
+    PlanSettings,
+    PlanSource,
+    format_plan,
+    plan_mixture,
+)
 
 U = [1e9, 5e9, 2e10, 1e11]
 
