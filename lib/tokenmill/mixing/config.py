@@ -9,10 +9,10 @@ from pydantic import Field, model_validator
 
 from ..config import Strict, load_yaml, validate
 from ..errors import ConfigError
-from .plan import PlanSettings, PlanSource
+from .plan import PlanSettings, PlanSource, SourceLimits
 
 
-class MixSource(Strict):
+class MixSource(SourceLimits):
     """A source of the mixture: where its documents are, and (optionally) its unique token count."""
 
     name: str
@@ -20,13 +20,6 @@ class MixSource(Strict):
     select: str | None = None  # rows whose `source` column equals this (default: name; "*": every row)
     manifest: str | None = None  # a pipeline manifest.json or count_tokens JSON holding this source's tokens
     unique_tokens: float | None = Field(default=None, ge=0)
-    unique_docs: int | None = Field(default=None, ge=0)
-    bytes_per_token: float | None = Field(default=None, gt=0)  # estimate n_tokens when the data has none
-    weight: float | None = Field(default=None, ge=0)
-    max_epochs: float | None = Field(default=None, gt=0)
-    min_share: float = Field(default=0.0, ge=0, le=1)
-    max_share: float = Field(default=1.0, ge=0, le=1)
-    tags: list[str] = Field(default_factory=list)
 
     @property
     def source_value(self) -> str:
@@ -34,10 +27,10 @@ class MixSource(Strict):
 
     def plan_source(self, unique_tokens: float, unique_docs: int | None = None,
                     bytes_per_token: float | None = None) -> PlanSource:
-        return PlanSource(name=self.name, unique_tokens=unique_tokens, unique_docs=unique_docs or self.unique_docs,
-                          bytes_per_token=bytes_per_token or self.bytes_per_token, weight=self.weight,
-                          max_epochs=self.max_epochs, min_share=self.min_share, max_share=self.max_share,
-                          tags=self.tags)
+        limits = self.model_dump(include=set(SourceLimits.model_fields))
+        limits["unique_docs"] = unique_docs or self.unique_docs
+        limits["bytes_per_token"] = bytes_per_token or self.bytes_per_token
+        return PlanSource(name=self.name, unique_tokens=unique_tokens, **limits)
 
 
 class Range(Strict):

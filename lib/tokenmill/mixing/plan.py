@@ -81,11 +81,9 @@ class PlanSettings(Strict):
         return self
 
 
-class PlanSource(Strict):
-    """A source to mix: its unique tokens (after filtering and dedup) and optional constraints."""
+class SourceLimits(Strict):
+    """What a source brings to a plan besides its size: weight, epoch cap, share bounds, tags."""
 
-    name: str
-    unique_tokens: float = Field(ge=0)
     unique_docs: int | None = Field(default=None, ge=0)
     bytes_per_token: float | None = Field(default=None, gt=0)
     weight: float | None = Field(default=None, ge=0)
@@ -93,6 +91,13 @@ class PlanSource(Strict):
     min_share: float = Field(default=0.0, ge=0, le=1)
     max_share: float = Field(default=1.0, ge=0, le=1)
     tags: list[str] = Field(default_factory=list)
+
+
+class PlanSource(SourceLimits):
+    """A source to mix: its unique tokens (after filtering and dedup) and optional constraints."""
+
+    name: str
+    unique_tokens: float = Field(ge=0)
 
 
 @dataclass
