@@ -196,6 +196,8 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
             if "tokens_by_source" in counts:
                 manifest["output"]["tokens_by_source"] = counts["tokens_by_source"]
                 manifest["output"]["tokens"] = sum(v["tokens"] for v in counts["tokens_by_source"].values())
+            if "languages" in counts:
+                manifest["output"]["languages"] = counts["languages"]
             manifest["stages"] = stage_rows + seg_rows
             _check_balance(seg_rows, counts)
             commit(spark, temp, dest, manifest)

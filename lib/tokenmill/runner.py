@@ -106,6 +106,26 @@ def _run_build(args: argparse.Namespace) -> int:
     return build_job(args)
 
 
+def _langid_eval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="labelled JSONL (any fsspec/Hadoop path): one text and its language per line")
+    parser.add_argument("--config", default="conf/langid/eval.yaml",
+                        help="a langid stage entry, or a pipeline config whose first langid stage is used")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a langid setting, e.g. --set cascade.min_score=0.8")
+    parser.add_argument("--backend", default=None, choices=["fasttext", "cld2", "lingua", "cascade"])
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--label-field", default="lang")
+    parser.add_argument("--long-chars", type=int, default=50, help="also report texts of at least this many characters")
+    parser.add_argument("--out", default=None, help="write the report as JSON")
+    parser.add_argument("--spark-profile", default=None)
+
+
+def _run_langid_eval(args: argparse.Namespace) -> int:
+    from .langid.job import langid_eval_job
+
+    return langid_eval_job(args)
+
+
 JOBS: dict[str, Job] = {
     "pipeline": Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark",
                     _config_args, _run_pipeline),
@@ -115,6 +135,8 @@ JOBS: dict[str, Job] = {
                         _mixture_args, _run_plan),
     "build_mixture": Job("build_mixture", "build the token-budgeted mixture: Parquet shards + manifest",
                          _build_args, _run_build),
+    "langid_eval": Job("langid_eval", "per-language precision/recall/F1, confusions and threshold curve of a "
+                       "langid setup on a labelled JSONL", _langid_eval_args, _run_langid_eval),
     "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",
                   _sample_args, _run_sample),
 }

@@ -8,6 +8,7 @@ from functools import reduce
 from pyspark.sql import DataFrame
 
 from .io.sources import read_source
+from .langid import stage as _langid  # noqa: F401  (registers `langid`, `language_filter`)
 from .stage import StageContext, StageParams, WriteParams, register
 from .tokens import stage as _tokens  # noqa: F401  (registers `tokens`)
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ..schema import ID, REMOVED_BY, SOURCE, URL
+from ..schema import ID, LANG, LANG_SCORE, REMOVED_BY, SOURCE, URL
 from .hadoopfs import HadoopFS, qualify
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -30,7 +30,7 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
                          f"(columns: {', '.join(df.columns)})")
     if not keep_removed:
         # Removed rows keep their identity and reason (the audit trail) but not their payload.
-        light = {ID, SOURCE, URL, REMOVED_BY, *partition_by}
+        light = {ID, SOURCE, URL, REMOVED_BY, LANG, LANG_SCORE, *partition_by}
         df = df.select(*[
             c if c in light else F.when(F.col(REMOVED_BY).isNull(), F.col(c)).alias(c) for c in df.columns
         ])
@@ -71,6 +71,14 @@ def count_written(spark: SparkSession, dest: str) -> dict:
         from ..tokens.count import token_totals
 
         counts["tokens_by_source"] = token_totals(kept)
+    if LANG in kept.columns:
+        from ..langid.report import language_totals
+
+        counts["languages"] = {"kept": language_totals(kept)}
+        if removed:
+            removed_rows = spark.read.parquet(f"{dest}/removed")
+            if LANG in removed_rows.columns:
+                counts["languages"]["removed"] = language_totals(removed_rows)
     return counts
 
 

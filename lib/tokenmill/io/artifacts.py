@@ -1,0 +1,82 @@
+"""Model files for executors: shipped once per application, made local once per executor process.
+
+A local file on a cluster is added with `SparkContext.addFile` (executors fetch it once); an fsspec URL
+(`s3://…`, `gs://…`, `hdfs://…`) is copied to a local temporary file once per Python worker process; in
+local mode the path is used as it is. Nothing is downloaded from a model hub.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from ..errors import ConfigError
+
+_LOCK = threading.Lock()
+_LOCAL: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class ShippedFile:
+    """Where a model file is: its configured path, and its SparkFiles name when the driver shipped it."""
+
+    path: str
+    shipped_name: str | None = None
+
+
+def ship_file(spark: SparkSession, path: str, what: str = "model") -> ShippedFile:
+    """Check that ``path`` exists (from the driver) and ship it to a cluster's executors if it is local."""
+    if "://" in path and not path.startswith("file://"):
+        import fsspec
+
+        try:
+            fs, root = fsspec.core.url_to_fs(path)
+            found = fs.isfile(root)
+        except Exception as exc:
+            raise ConfigError(f"{what} {path!r}: cannot open ({type(exc).__name__}: {exc})") from None
+        if not found:
+            raise ConfigError(f"{what} {path!r}: no such file")
+        return ShippedFile(path)
+    local = os.path.abspath(path.removeprefix("file://"))
+    if not os.path.isfile(local):
+        raise ConfigError(f"{what} {path!r}: no such file")
+    if spark.sparkContext.master.startswith("local"):
+        return ShippedFile(local)
+    try:
+        spark.sparkContext.addFile(local)
+    except Exception as exc:  # the same file added earlier in this application is reused
+        if "already" not in str(exc).lower():
+            raise
+    return ShippedFile(local, os.path.basename(local))
+
+
+def local_path(spec: ShippedFile) -> str:
+    """A local file for ``spec`` in this process (fetched at most once per process)."""
+    if spec.shipped_name:
+        try:
+            from pyspark import SparkFiles
+
+            candidate = SparkFiles.get(spec.shipped_name)
+            if os.path.isfile(candidate):
+                return candidate
+        except Exception:  # not inside a Spark worker: fall back to the path itself
+            pass
+    if "://" not in spec.path or spec.path.startswith("file://"):
+        return spec.path.removeprefix("file://")
+    with _LOCK:
+        if spec.path in _LOCAL and os.path.isfile(_LOCAL[spec.path]):
+            return _LOCAL[spec.path]
+        import fsspec
+
+        suffix = os.path.splitext(spec.path)[1]
+        fd, target = tempfile.mkstemp(prefix="tokenmill-model-", suffix=suffix)
+        os.close(fd)
+        with fsspec.open(spec.path, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 22):
+                dst.write(chunk)
+        _LOCAL[spec.path] = target
+        return target

@@ -1,0 +1,1 @@
+"""Language identification (fastText, CLD2, lingua, or a cascade) and language filtering."""

@@ -1,0 +1,24 @@
+"""Per-language documents and characters of a written output, for the manifest (one small aggregation)."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..schema import LANG, TEXT
+
+
+def language_totals(df: DataFrame) -> dict[str, dict]:
+    """{lang: {docs, chars, by_backend}}; chars count only rows whose text was written."""
+    keys = [LANG] + (["lang_backend"] if "lang_backend" in df.columns else [])
+    chars = F.sum(F.coalesce(F.length(TEXT), F.lit(0))) if TEXT in df.columns else F.lit(0)
+    rows = df.groupBy(*keys).agg(F.count("*").alias("docs"), chars.alias("chars")).collect()  # small: langs x backends
+    out: dict[str, dict] = {}
+    for r in rows:
+        entry = out.setdefault(r[LANG] or "null", {"docs": 0, "chars": 0, "by_backend": {}})
+        entry["docs"] += r["docs"]
+        entry["chars"] += int(r["chars"] or 0)
+        if len(keys) > 1:
+            backend = r["lang_backend"] or "none"
+            entry["by_backend"][backend] = entry["by_backend"].get(backend, 0) + r["docs"]
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1]["docs"], kv[0])))

@@ -1,0 +1,118 @@
+"""The `langid` (annotate) and `language_filter` (filter) stages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.functions import arrow_udf
+
+from ..io.artifacts import ship_file
+from ..schema import LANG, LANG_SCORE, TEXT, require_columns
+from ..stage import StageContext, live, mark_removed, register
+from .backends import BackendSpec
+from .codes import UND, canonical
+from .config import LangidParams, LanguageFilterParams, forms
+from .identify import CascadeSpec, IdentifySpec, ParagraphSpec, identify
+
+LANG_BACKEND = "lang_backend"
+LANG_MIXED = "lang_mixed"
+
+_FIELDS = [(LANG, pa.string()), (LANG_SCORE, pa.float64()), (LANG_BACKEND, pa.string()), (LANG_MIXED, pa.bool_())]
+
+
+def build_spec(spark: SparkSession | None, params: LangidParams) -> IdentifySpec:
+    """The executor-side setup for ``params``; a fastText model file is checked and shipped once here."""
+    aliases = tuple(sorted(params.aliases.items()))
+    languages = tuple(canonical(c, params.aliases) for c in params.lingua.languages)
+
+    def backend(name: str) -> BackendSpec:
+        if name == "fasttext":
+            assert params.fasttext is not None
+            model = (ship_file(spark, params.fasttext.model, "fasttext model") if spark is not None
+                     else _unshipped(params.fasttext.model))
+            return BackendSpec("fasttext", model=model, aliases=aliases)
+        if name == "lingua":
+            return BackendSpec("lingua", languages=languages, low_accuracy=params.lingua.low_accuracy,
+                               aliases=aliases)
+        return BackendSpec("cld2", aliases=aliases)  # type: ignore[arg-type]
+
+    paragraphs = None
+    if params.paragraphs is not None:
+        p = params.paragraphs
+        paragraphs = ParagraphSpec(p.min_chars, p.max_paragraphs, p.min_score, p.mixed_share)
+    common = dict(prefix_chars=params.prefix_chars, min_letters=params.min_letters, style=params.codes,
+                  paragraphs=paragraphs)
+    if params.backend != "cascade":
+        return IdentifySpec(primary=backend(params.backend), **common)
+    c = params.cascade
+    cascade = CascadeSpec(c.min_score, c.min_chars, frozenset(canonical(x, params.aliases) for x in c.recheck))
+    return IdentifySpec(primary=backend(c.fast), accurate=backend(c.accurate), cascade=cascade, **common)
+
+
+def _unshipped(path: str):
+    from ..io.artifacts import ShippedFile
+
+    return ShippedFile(path)
+
+
+def langid_column(text: Column, spec: IdentifySpec) -> Column:
+    """A struct column (lang, lang_score, lang_backend, lang_mixed), one Arrow batch at a time."""
+    struct = pa.struct([pa.field(n, t) for n, t in _FIELDS])
+
+    def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        for arr in batches:
+            r = identify(arr.to_pylist(), spec)
+            yield pa.StructArray.from_arrays(
+                [pa.array(r.lang, pa.string()), pa.array(r.score, pa.float64()),
+                 pa.array(r.backend, pa.string()), pa.array(r.mixed, pa.bool_())], fields=list(struct))
+
+    schema = f"struct<{LANG}:string,{LANG_SCORE}:double,{LANG_BACKEND}:string,{LANG_MIXED}:boolean>"
+    return arrow_udf(run, schema)(text)
+
+
+@register("langid", "annotate", LangidParams)
+def langid(ctx: StageContext, df: DataFrame, params: LangidParams) -> DataFrame:
+    """Language and score per live document (removed documents get none); `und` when there is no signal."""
+    require_columns(df.columns, (TEXT,), params.id or "langid")
+    spec = build_spec(ctx.spark, params)
+    tmp = "__langid"
+    out = df.withColumn(tmp, langid_column(F.when(live(df), F.col(TEXT)), spec))
+    fields = [LANG, LANG_SCORE, LANG_BACKEND] + ([LANG_MIXED] if params.paragraphs is not None else [])
+    replaced = [c for c in df.columns if c not in fields]
+    out = out.select(*replaced, *[F.col(f"{tmp}.{f}").alias(f) for f in fields])
+    ctx.reports[params.id or "langid"] = {
+        "backend": params.backend, "codes": params.codes, "prefix_chars": params.prefix_chars,
+        "min_letters": params.min_letters,
+        "fasttext_model": params.fasttext.model if params.fasttext else None,
+        "lingua": params.lingua.model_dump() if "lingua" in (params.backend, params.cascade.accurate) else None,
+        "cascade": params.cascade.model_dump() if params.backend == "cascade" else None,
+    }
+    return out
+
+
+@register("language_filter", "filter", LanguageFilterParams)
+def language_filter(ctx: StageContext, df: DataFrame, params: LanguageFilterParams) -> DataFrame:
+    """Remove `und`, languages not configured, scores under the (per-language) threshold, and mixed texts."""
+    name = params.id or "language_filter"
+    require_columns(df.columns, (LANG, LANG_SCORE), name)
+    lang = F.col(LANG)
+    if not params.keep_und:
+        df = mark_removed(df, lang.isNull() | (lang == UND), name, "undetermined")
+    if params.languages:
+        allowed = sorted({f for code in params.languages for f in forms(code)})
+        outside = ~lang.isin(allowed) & ((lang != UND) if params.keep_und else F.lit(True))
+        df = mark_removed(df, outside, name, "language")
+    threshold: Column = F.lit(params.min_score)
+    if params.thresholds:
+        pairs = {f: v for code, v in params.thresholds.items() for f in forms(code)}
+        mapping = F.create_map(*[x for k, v in sorted(pairs.items()) for x in (F.lit(k), F.lit(float(v)))])
+        threshold = F.coalesce(mapping[lang], threshold)
+    df = mark_removed(df, (lang != UND) & (F.coalesce(F.col(LANG_SCORE), F.lit(0.0)) < threshold), name,
+                      "low_score")
+    if params.drop_mixed:
+        require_columns(df.columns, (LANG_MIXED,), name)
+        df = mark_removed(df, F.coalesce(F.col(LANG_MIXED), F.lit(False)), name, "mixed")
+    return df
