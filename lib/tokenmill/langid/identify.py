@@ -74,6 +74,9 @@ def identify(texts: list[str | None], spec: IdentifySpec) -> Identified:
             _second_opinion(out, todo, clean, spec)
     if spec.paragraphs is not None:
         _mixed(texts, out, spec)
+    # lingua's confidences differ in the last bits from run to run (summation order); six decimals make
+    # the output identical across runs, partitionings and local vs. cluster mode.
+    out.score = [None if s is None else round(s, 6) for s in out.score]
     if spec.style != "iso639_1":
         out.lang = [None if c is None else to_style(c, spec.style) for c in out.lang]
     return out
