@@ -206,6 +206,24 @@ def test_fasttext_model_file_through_the_stage(spark, tmp_path):
                           cascade={"fast": "fasttext", "accurate": "cld2", "min_score": 0.5, "min_chars": 0})
     r = identify(list(UNAMBIGUOUS.values())[:2], build_spec(spark, params))
     assert set(r.backend) <= {"fasttext", "cld2"}
+    # As on a cluster: the executors find the file through SparkFiles by its shipped name, not its path.
+    import shutil
+
+    from tokenmill.io.artifacts import ShippedFile
+    from tokenmill.langid.stage import langid_column
+
+    shipped = tmp_path / "shipped" / "lid.shipped.bin"
+    shipped.parent.mkdir()
+    shutil.copy(model, shipped)
+    spark.sparkContext.addFile(str(shipped))
+    spec = build_spec(spark, LangidParams(stage="langid", backend="fasttext", fasttext={"model": model}))
+    moved = BackendSpec("fasttext", model=ShippedFile(str(tmp_path / "gone.bin"), "lid.shipped.bin"),
+                        aliases=spec.primary.aliases)
+    from dataclasses import replace
+
+    spec = replace(spec, primary=moved)
+    on_executors = _frame(spark, texts[:50]).select("id", langid_column(F.col("text"), spec).alias("r"))
+    assert {r["id"]: r["r"]["lang"] for r in on_executors.collect()} == {f"d{i:03d}": got[i][0] for i in range(50)}
     with pytest.raises(ConfigError, match="fasttext model .*nope.bin.*no such file"):
         build_spec(spark, LangidParams(stage="langid", backend="fasttext", fasttext={"model": str(tmp_path / "nope.bin")}))
     with pytest.raises(ValueError, match="needs `fasttext"):

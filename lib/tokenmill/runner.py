@@ -46,6 +46,11 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     state = "up to date (skipped, same config and inputs)" if result.skipped else "written"
     print(format_stage_table(result.manifest["stages"]))
     print(f"\noutput   {result.output}/data   ({result.manifest['output']['rows']:,} rows, {state})")
+    languages = result.manifest["output"].get("languages", {}).get("kept")
+    if languages:
+        shown = ", ".join(f"{k} {v['docs']:,}" for k, v in list(languages.items())[:12])
+        more = f" (+{len(languages) - 12} more)" if len(languages) > 12 else ""
+        print(f"languages {shown}{more}")
     print(f"removed  {result.output}/removed")
     print(f"manifest {result.output}/manifest.json")
     return 0

@@ -61,7 +61,7 @@ def identify(texts: list[str | None], spec: IdentifySpec) -> Identified:
         if text is None:
             continue
         line = normalise(text, spec.prefix_chars)
-        if letters(line) < spec.min_letters:
+        if letters(line, spec.min_letters) < spec.min_letters:
             out.lang[i], out.score[i], out.backend[i] = UND, 0.0, None
             continue
         todo.append(i)
@@ -108,7 +108,7 @@ def _mixed(texts: list[str | None], out: Identified, spec: IdentifySpec) -> None
         if text is None:
             continue
         parts = [normalise(p, spec.prefix_chars) for p in paragraphs(text, para.min_chars, para.max_paragraphs)]
-        parts = [p for p in parts if letters(p) >= spec.min_letters]
+        parts = [p for p in parts if letters(p, spec.min_letters) >= spec.min_letters]
         if out.lang[i] == UND or len(parts) < 2:
             out.mixed[i] = False
             continue

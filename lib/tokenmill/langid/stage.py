@@ -79,7 +79,11 @@ def langid(ctx: StageContext, df: DataFrame, params: LangidParams) -> DataFrame:
     require_columns(df.columns, (TEXT,), params.id or "langid")
     spec = build_spec(ctx.spark, params)
     tmp = "__langid"
-    out = df.withColumn(tmp, langid_column(F.when(live(df), F.col(TEXT)), spec))
+    text = F.col(TEXT)
+    if params.prefix_chars and params.paragraphs is None:
+        # Only a prefix crosses to Python: the normalised prefix comes from (far) less than 4x its length.
+        text = F.substring(text, 1, params.prefix_chars * 4 + 1024)
+    out = df.withColumn(tmp, langid_column(F.when(live(df), text), spec))
     fields = [LANG, LANG_SCORE, LANG_BACKEND] + ([LANG_MIXED] if params.paragraphs is not None else [])
     replaced = [c for c in df.columns if c not in fields]
     out = out.select(*replaced, *[F.col(f"{tmp}.{f}").alias(f) for f in fields])

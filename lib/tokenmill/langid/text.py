@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 
-_URL = re.compile(r"(?:https?://|ftp://|www\.)\S+|\S+@\S+\.\w+", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
+_URL = re.compile(r"(?:https?://|ftp://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+", re.IGNORECASE)
 _NON_LETTER = re.compile(r"[\W\d_]+")  # everything but letters (Unicode word characters minus digits and _)
 # Control and unpaired-surrogate characters make CLD2 reject the whole text as invalid UTF-8.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -21,14 +20,27 @@ def normalise(text: str | None, prefix_chars: int) -> str:
     """The first ``prefix_chars`` characters of the cleaned text, on one line."""
     if not text:
         return ""
-    head = text[: prefix_chars * 2 + 256] if prefix_chars else text
-    head = _CONTROL.sub(" ", _URL.sub(" ", head))
-    head = _SPACE.sub(" ", head).strip()
-    return head[:prefix_chars] if prefix_chars else head
+    window = prefix_chars + 512 if prefix_chars else len(text)
+    while True:
+        head = text[:window]
+        if "://" in head or "@" in head or "www." in head or "WWW." in head:  # the regex only where it can match
+            head = _URL.sub(" ", head)
+        head = _CONTROL.sub(" ", head)
+        head = " ".join(head.split())  # every run of (Unicode) whitespace -> one space, ends stripped
+        if not prefix_chars:
+            return head
+        if len(head) >= prefix_chars or window >= len(text):
+            return head[:prefix_chars]
+        window *= 4  # much was removed (URLs, whitespace runs): look further
 
 
-def letters(text: str) -> int:
-    """How many letters ``text`` holds (digits, punctuation, symbols and spaces carry no language)."""
+def letters(text: str, enough: int | None = None) -> int:
+    """How many letters ``text`` holds (digits, punctuation, symbols and spaces carry no language); with
+    ``enough``, counting may stop early once that many are found (the answer is then at least ``enough``)."""
+    if enough is not None and len(text) > 256:
+        found = len(_NON_LETTER.sub("", text[:256]))
+        if found >= enough:
+            return found
     return len(_NON_LETTER.sub("", text))
 
 
