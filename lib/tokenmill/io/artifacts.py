@@ -54,17 +54,25 @@ def ship_file(spark: SparkSession, path: str, what: str = "model") -> ShippedFil
     return ShippedFile(local, os.path.basename(local))
 
 
+def spark_files_path(name: str | None, directory: bool = False) -> str | None:
+    """Where the driver's `addFile`/`addArchive` of ``name`` landed in this process, if it did."""
+    if not name:
+        return None
+    try:
+        from pyspark import SparkFiles
+
+        candidate = SparkFiles.get(name)
+    except Exception:  # not inside Spark, or nothing shipped: the caller falls back to the path itself
+        return None
+    found = os.path.isdir(candidate) if directory else os.path.isfile(candidate)
+    return candidate if found else None
+
+
 def local_path(spec: ShippedFile) -> str:
     """A local file for ``spec`` in this process (fetched at most once per process)."""
-    if spec.shipped_name:
-        try:
-            from pyspark import SparkFiles
-
-            candidate = SparkFiles.get(spec.shipped_name)
-            if os.path.isfile(candidate):
-                return candidate
-        except Exception:  # not inside a Spark worker: fall back to the path itself
-            pass
+    shipped = spark_files_path(spec.shipped_name)
+    if shipped:
+        return shipped
     if "://" not in spec.path or spec.path.startswith("file://"):
         return spec.path.removeprefix("file://")
     with _LOCK:

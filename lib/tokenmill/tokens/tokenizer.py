@@ -34,15 +34,11 @@ class TokenizerSpec:
 
 def _resolve(spec: TokenizerSpec) -> str:
     """A local directory (or hub id) for ``spec.path`` in this process."""
-    if spec.shipped_name:
-        try:
-            from pyspark import SparkFiles
+    from ..io.artifacts import spark_files_path
 
-            candidate = SparkFiles.get(spec.shipped_name)
-            if os.path.isdir(candidate):
-                return candidate
-        except Exception:  # not inside Spark, or not shipped: fall through to the path itself
-            pass
+    shipped = spark_files_path(spec.shipped_name, directory=True)
+    if shipped:
+        return shipped
     if os.path.isdir(spec.path):
         return spec.path
     if "://" in spec.path:
