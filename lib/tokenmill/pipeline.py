@@ -196,6 +196,10 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
             if "tokens_by_source" in counts:
                 manifest["output"]["tokens_by_source"] = counts["tokens_by_source"]
                 manifest["output"]["tokens"] = sum(v["tokens"] for v in counts["tokens_by_source"].values())
+            if "decontamination" in counts:
+                from .dedup.report import write_csv
+
+                manifest["output"]["decontamination"] = write_csv(spark, temp, counts["decontamination"])
             if "languages" in counts:
                 manifest["output"]["languages"] = counts["languages"]
             manifest["stages"] = stage_rows + seg_rows

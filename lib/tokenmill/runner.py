@@ -32,12 +32,17 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
 
 
-def _run_pipeline(args: argparse.Namespace) -> int:
+def _pipeline(args: argparse.Namespace, required_stage: str | None = None):
+    """Load, run and print a pipeline config; returns the run result."""
     from .pipeline import load_pipeline, run
     from .report.manifest import format_stage_table
     from .spark import build_session
 
     plan = load_pipeline(args.config, args.overrides)
+    if required_stage and not any(s.name == required_stage for s in plan.stages):
+        from .errors import ConfigError
+
+        raise ConfigError(f"{args.config}: stages: no `{required_stage}` stage")
     spark = build_session(args.spark_profile, app_name=f"tokenmill-{plan.config.name}")
     try:
         result = run(spark, plan, force=args.force)
@@ -53,6 +58,24 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         print(f"languages {shown}{more}")
     print(f"removed  {result.output}/removed")
     print(f"manifest {result.output}/manifest.json")
+    return result
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    _pipeline(args)
+    return 0
+
+
+def _run_decontaminate(args: argparse.Namespace) -> int:
+    """The pipeline of a config with a `decontaminate` stage, then the per-benchmark report."""
+    result = _pipeline(args, required_stage="decontaminate")
+    report = result.manifest["output"].get("decontamination", {"benchmarks": {}})
+    print(f"\n{'benchmark':<16}{'items found':>12}{'documents':>11}  sources")
+    for name, b in report["benchmarks"].items():
+        print(f"{name:<16}{b['items_found']:>12,}{b['documents']:>11,}  {', '.join(b['sources'])}")
+    if not report["benchmarks"]:
+        print("no benchmark item found")
+    print(f"report   {result.output}/decontamination.csv")
     return 0
 
 
@@ -140,6 +163,8 @@ JOBS: dict[str, Job] = {
                         _mixture_args, _run_plan),
     "build_mixture": Job("build_mixture", "build the token-budgeted mixture: Parquet shards + manifest",
                          _build_args, _run_build),
+    "decontaminate": Job("decontaminate", "find benchmark test items in the data (n-gram index), flag/remove/cut, "
+                         "report per benchmark", _config_args, _run_decontaminate),
     "langid_eval": Job("langid_eval", "per-language precision/recall/F1, confusions and threshold curve of a "
                        "langid setup on a labelled JSONL", _langid_eval_args, _run_langid_eval),
     "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",

@@ -7,6 +7,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 
+from .dedup import decontam_stage as _decontam  # noqa: F401  (registers `decontaminate`)
 from .io.sources import read_source
 from .langid import stage as _langid  # noqa: F401  (registers `langid`, `language_filter`)
 from .stage import StageContext, StageParams, WriteParams, register

@@ -30,7 +30,7 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
                          f"(columns: {', '.join(df.columns)})")
     if not keep_removed:
         # Removed rows keep their identity and reason (the audit trail) but not their payload.
-        light = {ID, SOURCE, URL, REMOVED_BY, LANG, LANG_SCORE, *partition_by}
+        light = {ID, SOURCE, URL, REMOVED_BY, LANG, LANG_SCORE, "contaminated_by", "contamination", *partition_by}
         df = df.select(*[
             c if c in light else F.when(F.col(REMOVED_BY).isNull(), F.col(c)).alias(c) for c in df.columns
         ])
@@ -79,6 +79,11 @@ def count_written(spark: SparkSession, dest: str) -> dict:
             removed_rows = spark.read.parquet(f"{dest}/removed")
             if LANG in removed_rows.columns:
                 counts["languages"]["removed"] = language_totals(removed_rows)
+    if "contamination" in kept.columns:
+        from ..dedup.report import contamination_report
+
+        removed_rows = spark.read.parquet(f"{dest}/removed") if removed else None
+        counts["decontamination"] = contamination_report(kept, removed_rows)
     return counts
 
 

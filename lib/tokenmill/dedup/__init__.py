@@ -1,0 +1,1 @@
+"""Duplicates and contamination: n-gram normalisation and hashing, benchmark decontamination."""
