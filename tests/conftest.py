@@ -36,9 +36,14 @@ def sample_config(sample: Path, output: Path, **extra) -> dict:
     data = yaml.safe_load((ROOT / "conf" / "sample.yaml").read_text())
     for src in data["sources"]:
         src["paths"] = src["paths"].replace("data/sample", str(sample))
-    for stage in data["stages"]:
-        if isinstance(stage, dict) and "tokenizer" in stage:
-            stage["tokenizer"] = stage["tokenizer"].replace("data/sample", str(sample))
+    def point(node):  # every "data/sample/..." in the stages -> the test's sample folder
+        if isinstance(node, dict):
+            return {k: point(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [point(v) for v in node]
+        return node.replace("data/sample", str(sample)) if isinstance(node, str) else node
+
+    data["stages"] = point(data["stages"])
     data["output"] = str(output)
     data.update(extra)
     return data

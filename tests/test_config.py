@@ -12,10 +12,10 @@ from tokenmill.pipeline import load_pipeline
 
 def test_sample_config_loads(sample_dir, tmp_path):
     plan = load_pipeline(str(write_config(tmp_path / "c.yaml", sample_config(sample_dir, tmp_path / "o"))))
-    assert [s.label for s in plan.stages] == ["read", "langid", "tokens", "write"]
+    assert [s.label for s in plan.stages] == ["read", "langid", "decontaminate", "tokens", "write"]
     assert [s.format for s in plan.config.sources] == ["warc", "wet", "jsonl", "parquet"]
     assert plan.config.sources[2].fields.url_field == "metadata.url"  # the dolma layout
-    assert plan.stages[3].params.partition_by == ["source"]
+    assert plan.stages[4].params.partition_by == ["source"]
 
 
 def test_unknown_key_names_file_and_path(sample_dir, tmp_path):
@@ -29,9 +29,9 @@ def test_unknown_key_names_file_and_path(sample_dir, tmp_path):
 
 def test_wrong_type_in_stage_names_key_path(sample_dir, tmp_path):
     data = sample_config(sample_dir, tmp_path / "o")
-    data["stages"][3]["keep_removed"] = "sometimes"
+    data["stages"][4]["keep_removed"] = "sometimes"
     path = write_config(tmp_path / "bad.yaml", data)
-    with pytest.raises(ConfigError, match=r"bad\.yaml: stages\[3\]\.keep_removed: Input should be a valid boolean"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: stages\[4\]\.keep_removed: Input should be a valid boolean"):
         load_pipeline(str(path))
 
 
@@ -47,7 +47,7 @@ def test_unknown_stage_lists_known(sample_dir, tmp_path):
     data = sample_config(sample_dir, tmp_path / "o")
     data["stages"].insert(1, "dedupe")
     path = write_config(tmp_path / "bad.yaml", data)
-    with pytest.raises(ConfigError, match=r"stages\[1\]: unknown stage 'dedupe'; known stages: langid, language_filter, read, tokens, write"):
+    with pytest.raises(ConfigError, match=r"stages\[1\]: unknown stage 'dedupe'; known stages: decontaminate, langid, language_filter, read, tokens, write"):
         load_pipeline(str(path))
 
 
@@ -61,10 +61,10 @@ def test_unknown_layout_and_format(sample_dir, tmp_path):
 
 def test_set_overrides(sample_dir, tmp_path):
     path = write_config(tmp_path / "c.yaml", sample_config(sample_dir, tmp_path / "o"))
-    plan = load_pipeline(str(path), ["output=/tmp/elsewhere", "stages[3].keep_removed=false",
+    plan = load_pipeline(str(path), ["output=/tmp/elsewhere", "stages[4].keep_removed=false",
                                      "sources.0.on_error=raise"])
     assert plan.config.output == "/tmp/elsewhere"
-    assert plan.stages[3].params.keep_removed is False
+    assert plan.stages[4].params.keep_removed is False
     assert plan.config.sources[0].on_error == "raise"
     with pytest.raises(ConfigError, match=r"--set 'output': expected KEY=VALUE"):
         load_pipeline(str(path), ["output"])

@@ -33,6 +33,8 @@ def test_sample_counts_per_stage_and_source(sample_run):
         {"stage": "read", "name": "read", "kind": "read", "rows_in": 326,
          "removed": {"empty_text": 1, "http_status": 2, "not_html": 3}, "rows_out": 320},
         {"stage": "langid", "name": "langid", "kind": "annotate", "rows_in": 320, "removed": {}, "rows_out": 320},
+        {"stage": "decontaminate", "name": "decontaminate", "kind": "filter", "rows_in": 320, "removed": {},
+         "rows_out": 320},
         {"stage": "tokens", "name": "tokens", "kind": "annotate", "rows_in": 320, "removed": {}, "rows_out": 320},
         {"stage": "write", "name": "write", "kind": "write", "rows_in": 320, "removed": {}, "rows_out": 320},
     ]
@@ -88,7 +90,7 @@ def test_rerun_skips_and_changed_config_reruns(spark, sample_dir, tmp_path):
     second = run_config(spark, tmp_path / "c.yaml", data)
     assert (first.skipped, second.skipped) == (False, True)
     assert second.manifest["finished_at"] == first.manifest["finished_at"]
-    third = run_config(spark, tmp_path / "c.yaml", data, ["stages[3].keep_removed=false"])
+    third = run_config(spark, tmp_path / "c.yaml", data, ["stages[4].keep_removed=false"])
     assert third.skipped is False
     removed = spark.read.parquet(str(tmp_path / "out" / "removed"))
     assert removed.count() == 6 and removed.where(F.col("text").isNotNull()).count() == 0

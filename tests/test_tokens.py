@@ -59,7 +59,7 @@ def test_sample_run_counts_every_document_with_the_tokenizer(sample_run, sample_
     by_source = result.manifest["output"]["tokens_by_source"]
     assert {k: [v["docs"], v["bytes"], v["tokens"]] for k, v in by_source.items()} == totals
     assert result.manifest["output"]["tokens"] == sum(t[2] for t in totals.values())
-    assert [s["stage"] for s in result.manifest["stages"]] == ["read", "langid", "tokens", "write"]
+    assert [s["stage"] for s in result.manifest["stages"]] == ["read", "langid", "decontaminate", "tokens", "write"]
     removed = spark.read.parquet(str(out / "removed"))
     assert removed.where(F.col("n_tokens").isNotNull()).count() == 0  # removed documents are not tokenized
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from .benchmarks import BenchmarkSpec, Item
 from .ngrams import TokenHasher, batch_ngrams, ngram_hashes, token_spans, tokens
@@ -127,12 +128,25 @@ def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]
                         st["math_items"] += 1
     maths = []
     for mn, mp in sorted(math_pairs.items()):
+        # Short n-grams shared by many items ("how many", "at the end") say nothing about one item: drop
+        # those in more than 1% of the math items (at least 10) and measure overlap on the rest.
+        table = Table.build(mp)
+        per_key = np.diff(table.starts)
+        limit = max(10, len(math_meta[mn]) // 100)
+        keep = per_key <= limit
+        kept_pairs = [(int(table.keys[k]), int(i)) for k in np.nonzero(keep)[0].tolist()
+                      for i in table.items_of(k).tolist()]
+        table = Table.build(kept_pairs)
         totals = np.zeros(len(items), np.int64)
+        np.add.at(totals, table.items.astype(np.int64), 1)
         overlap = np.ones(len(items))
         nums = {}
-        for k, (total, ov, ns) in math_meta[mn].items():
-            totals[k], overlap[k], nums[k] = total, ov, ns
-        maths.append(MathIndex(mn, Table.build(mp), totals, overlap, nums))
+        for k, (_, ov, ns) in math_meta[mn].items():
+            overlap[k], nums[k] = ov, ns
+        for name in stats:
+            stats[name].setdefault("math_common_ngrams_dropped", 0)
+        stats[specs[0].name]["math_common_ngrams_dropped"] += int((~keep).sum())
+        maths.append(MathIndex(mn, table, totals, overlap, nums))
     return Index(n, tuple(sorted(lengths)), Table.build(pairs), items, maths, stats=stats)
 
 
@@ -144,17 +158,30 @@ class Hit:
 
 
 def _batch(texts: list[str | None], hasher: TokenHasher) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every present document's token hashes laid end to end, with document offsets. Tokens are
+    dictionary-encoded by Arrow (in C), so only the batch's distinct words are hashed in Python."""
     present = [i for i, t in enumerate(texts) if t]
-    parts = [hasher(tokens(texts[i])) for i in present]  # type: ignore[arg-type]
-    sizes = np.array([len(p) for p in parts], dtype=np.int64)
+    flat: list[str] = []
+    sizes = np.zeros(len(present), dtype=np.int64)
+    for j, i in enumerate(present):
+        toks = tokens(texts[i])  # type: ignore[arg-type]
+        sizes[j] = len(toks)
+        flat.extend(toks)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    flat = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-    return flat, offsets, present
+    if not flat:
+        return np.zeros(0, np.uint64), offsets, present
+    encoded = pa.array(flat, pa.string()).dictionary_encode()
+    distinct = hasher(encoded.dictionary.to_pylist())
+    return distinct[encoded.indices.to_numpy()], offsets, present
 
 
-def find_hits(texts: list[str | None], index: Index, ignored: np.ndarray | None = None) -> dict[int, list[Hit]]:
+Batch = tuple[np.ndarray, np.ndarray, list[int]]
+
+
+def find_hits(texts: list[str | None], index: Index, ignored: np.ndarray | None = None,
+              batch: Batch | None = None) -> dict[int, list[Hit]]:
     """Per document (by position in ``texts``) its n-gram hits, leaving out the ``ignored`` (common) keys."""
-    flat, offsets, present = _batch(texts, TokenHasher())
+    flat, offsets, present = batch or _batch(texts, TokenHasher())
     out: dict[int, list[Hit]] = {}
     for length in index.lengths:
         hashes, positions = batch_ngrams(flat, offsets, length)
@@ -169,12 +196,13 @@ def find_hits(texts: list[str | None], index: Index, ignored: np.ndarray | None 
     return out
 
 
-def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set[int]]) -> dict[int, dict[int, int]]:
+def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set[int]],
+                   batch: Batch | None = None) -> dict[int, dict[int, int]]:
     """Per document, math items whose numbers all appear and whose short n-grams overlap enough:
     {doc: {item: shared short n-grams}}; items already matched by n-grams (``exclude``) are skipped."""
     if not index.math:
         return {}
-    flat, offsets, present = _batch(texts, TokenHasher())
+    flat, offsets, present = batch or _batch(texts, TokenHasher())
     found: dict[int, dict[int, int]] = {}
     for mi in index.math:
         hashes, positions = batch_ngrams(flat, offsets, mi.n)
@@ -182,15 +210,23 @@ def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set
         if not len(hit):
             continue
         docs = np.searchsorted(offsets, positions[hit], side="right") - 1
-        pairs = np.unique(np.stack([docs, keys], axis=1), axis=0)
-        shared: dict[tuple[int, int], int] = {}
-        for d, k in pairs.tolist():
-            for item in mi.table.items_of(k).tolist():
-                shared[(d, item)] = shared.get((d, item), 0) + 1
+        pairs = np.unique(np.stack([docs, keys], axis=1), axis=0)  # distinct (document, short n-gram)
+        first = mi.table.starts[pairs[:, 1]]
+        counts = mi.table.starts[pairs[:, 1] + 1] - first
+        if not counts.sum():
+            continue
+        # every (document, item) pair behind those n-grams, and how many n-grams each shares (vectorised)
+        rel = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        item_ids = mi.table.items[np.repeat(first, counts) + rel].astype(np.int64)
+        codes = np.repeat(pairs[:, 0], counts) * len(mi.totals) + item_ids
+        uniq, shared = np.unique(codes, return_counts=True)
+        doc_of, item_of = uniq // len(mi.totals), uniq % len(mi.totals)
+        enough = (mi.totals[item_of] > 0) & (shared >= mi.min_overlap[item_of] * mi.totals[item_of])
         doc_numbers: dict[int, set[str]] = {}
-        for (d, item), count in shared.items():
+        for d, item, count in zip(doc_of[enough].tolist(), item_of[enough].tolist(), shared[enough].tolist(),
+                                  strict=True):
             doc = present[d]
-            if item in exclude.get(doc, ()) or count < mi.min_overlap[item] * mi.totals[item]:
+            if item in exclude.get(doc, ()):
                 continue
             if doc not in doc_numbers:
                 doc_numbers[doc] = numbers(texts[doc] or "")
@@ -241,13 +277,14 @@ class Decision:
 def decide(texts: list[str | None], index: Index, action: str, margin: int, min_fragment: int,
            max_cuts: int, ignored: np.ndarray | None = None) -> list[Decision | None]:
     """For every document: what matched, and (cut) what is left; None for clean documents."""
-    hits = find_hits(texts, index, ignored)
+    batch = _batch(texts, TokenHasher())  # tokenised and hashed once for both matchers
+    hits = find_hits(texts, index, ignored, batch)
     by_item: dict[int, dict[int, list[Hit]]] = {}
     for doc, hs in hits.items():
         for h in hs:
             for item in index.table.items_of(h.key).tolist():
                 by_item.setdefault(doc, {}).setdefault(item, []).append(h)
-    rephrased = find_rephrased(texts, index, {d: set(v) for d, v in by_item.items()})
+    rephrased = find_rephrased(texts, index, {d: set(v) for d, v in by_item.items()}, batch)
     out: list[Decision | None] = [None] * len(texts)
     for doc in sorted(set(by_item) | set(rephrased)):
         text = texts[doc] or ""
