@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/tokens.py --docs 20000 --out bench/results/tokens.json
 	$(PY) bench/mixture.py --sizes 20000,100000,1000000 --out bench/results/mixture.json
 	$(PY) bench/langid.py --docs 10000 --out bench/results/langid.json
+	$(PY) bench/decontam.py --docs 100000 --items 10000 --out bench/results/decontam.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

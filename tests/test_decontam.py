@@ -268,3 +268,15 @@ def test_pipeline_report_and_csv(spark, tmp_path, benchmarks):
     removed = spark.read.parquet(str(tmp_path / "out" / "removed"))
     assert removed.where(F.size("contaminated_by") > 0).count() == len(EXPECTED_FLAGS)  # audit kept, text not
     assert removed.where(F.col("text").isNotNull()).count() == 0
+
+
+def test_sample_pipeline_flags_the_forum_quotes(sample_run, sample_dir, spark):
+    out, result = sample_run
+    index = json.loads((sample_dir / "index.json").read_text())
+    quotes = sorted(p["url"] for p in index["pages"] if p["category"] == "benchmark_quote")
+    kept = spark.read.parquet(str(out / "data"))
+    flagged = {r["url"]: r["contaminated_by"] for r in kept.where(F.size("contaminated_by") > 0).collect()}
+    assert flagged == {url: [f"gsm8k:{int(url[-5:])}"] for url in quotes}
+    report = result.manifest["output"]["decontamination"]["benchmarks"]["gsm8k"]
+    assert (report["items_found"], report["documents"]) == (4, 4)
+    assert (out / "decontamination.csv").read_text().count("\n") == 5
