@@ -6,7 +6,6 @@ JSONL / JSON / Parquet files) and the fields that make up one test item (GSM8K: 
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import Field, model_validator
 
 from ..config import Strict, load_yaml, validate
 from ..errors import ConfigError
+from ..io.hf import is_saved_dataset, load_saved
 
 PRESET_DIRS = [Path.cwd() / "conf" / "benchmarks", Path(__file__).resolve().parents[3] / "conf" / "benchmarks"]
 
@@ -131,14 +131,8 @@ def _load_rows(spec: BenchmarkSpec):
         except FileNotFoundError as exc:
             raise ConfigError(f"benchmark {spec.name}: {spec.path}: {exc}") from None
     assert spec.dataset is not None
-    if os.path.isdir(spec.dataset) and any(os.path.exists(os.path.join(spec.dataset, f))
-                                           for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
-        ds = datasets.load_from_disk(spec.dataset)
-        if isinstance(ds, datasets.DatasetDict):
-            if spec.split not in ds:
-                raise ConfigError(f"benchmark {spec.name}: {spec.dataset}: no split {spec.split!r} ({', '.join(ds)})")
-            ds = ds[spec.split]
-        return ds
+    if is_saved_dataset(spec.dataset):
+        return load_saved(spec.dataset, spec.split)
     try:
         return datasets.load_dataset(spec.dataset, spec.config_name, split=spec.split)
     except Exception as exc:  # offline and not cached, unknown config or split

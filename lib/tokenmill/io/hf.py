@@ -16,22 +16,30 @@ import pyarrow.parquet as pq
 from ..errors import ConfigError
 
 
-def _is_saved_dataset(path: str) -> bool:
+def is_saved_dataset(path: str) -> bool:
+    """True for a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
     return os.path.isdir(path) and any(
         os.path.exists(os.path.join(path, name)) for name in ("dataset_info.json", "state.json", "dataset_dict.json")
     )
 
 
+def load_saved(path: str, split: str):
+    """One split of a `save_to_disk` folder (a single saved Dataset is its own split)."""
+    import datasets
+
+    ds = datasets.load_from_disk(path)
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise ConfigError(f"{path}: split '{split}' not found; splits are {', '.join(ds)}")
+        ds = ds[split]
+    return ds
+
+
 def _load(src):
     import datasets
 
-    if _is_saved_dataset(src.dataset):
-        ds = datasets.load_from_disk(src.dataset)
-        if isinstance(ds, datasets.DatasetDict):
-            if src.split not in ds:
-                raise ConfigError(f"{src.dataset}: split '{src.split}' not found; splits are {', '.join(ds)}")
-            ds = ds[src.split]
-        return ds
+    if is_saved_dataset(src.dataset):
+        return load_saved(src.dataset, src.split)
     try:
         return datasets.load_dataset(src.dataset, src.config_name, split=src.split, data_files=src.data_files,
                                      revision=src.revision, streaming=src.streaming)
