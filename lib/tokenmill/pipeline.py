@@ -62,7 +62,11 @@ class PlannedStage:
     spec: Any
 
     def fingerprint_part(self) -> dict:
-        return {"stage": self.name, "version": self.spec.version, "params": self.params.model_dump(mode="json")}
+        part = {"stage": self.name, "version": self.spec.version, "params": self.params.model_dump(mode="json")}
+        extra = getattr(self.params, "fingerprint_extra", None)
+        if extra is not None:  # what the params point to (a rule set file, word lists) changes the output too
+            part["extra"] = extra()
+        return part
 
 
 @dataclass
@@ -202,6 +206,8 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
                 manifest["output"]["decontamination"] = write_csv(spark, temp, counts["decontamination"])
             if "languages" in counts:
                 manifest["output"]["languages"] = counts["languages"]
+            if "quality" in counts:
+                manifest["output"]["quality"] = counts["quality"]
             manifest["stages"] = stage_rows + seg_rows
             _check_balance(seg_rows, counts)
             commit(spark, temp, dest, manifest)

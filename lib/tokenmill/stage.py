@@ -82,8 +82,9 @@ def mark_removed(df: DataFrame, condition: Column, stage: str, reason: str | Col
     """Tag rows matching ``condition`` (and not removed earlier) as removed by ``stage`` for ``reason``."""
     reason_col = reason if isinstance(reason, Column) else F.lit(reason)
     tag = F.concat(F.lit(f"{stage}:"), reason_col)
-    return df.withColumn(REMOVED_BY, F.when(F.col(REMOVED_BY).isNull() & condition, tag)
-                         .otherwise(F.col(REMOVED_BY)))
+    # One reference to the previous `removed_by`: Catalyst inlines projections, so an expression that named
+    # it twice would double in size with every filter stage of a long pipeline.
+    return df.withColumn(REMOVED_BY, F.coalesce(F.col(REMOVED_BY), F.when(condition, tag)))
 
 
 def live(df: DataFrame) -> Column:
@@ -98,3 +99,28 @@ class WriteParams(StageParams):
     keep_removed: bool = False  # True: removed rows are written whole; False: only their id, source, url, reason
     max_rows_per_file: int = Field(default=0, ge=0)
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+
+def map_batches(df: DataFrame, fn: Callable[[Any], dict[str, Any]], new_fields: list[Any]) -> DataFrame:
+    """Add or replace columns with ``fn(record_batch) -> {name: pyarrow array}``, through `mapInArrow`.
+
+    A plan node of its own: Catalyst does not inline what comes out of it into later expressions, so a
+    long pipeline of many-column stages plans in milliseconds (struct-returning UDFs referenced field by
+    field get copied into every later reference, and plans then grow exponentially).
+    """
+    from pyspark.sql.types import StructType
+
+    new = {f.name: f for f in new_fields}
+    kept = [new.get(f.name, f) for f in df.schema.fields]  # a replaced column keeps its place
+    schema = StructType(kept + [f for f in new_fields if f.name not in set(df.columns)])
+    order = [f.name for f in schema.fields]
+
+    def run(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            new = fn(batch)
+            cols = [new[n] if n in new else batch.column(n) for n in order]
+            yield pa.RecordBatch.from_arrays(cols, names=order)
+
+    return df.mapInArrow(run, schema)

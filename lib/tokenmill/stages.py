@@ -10,6 +10,8 @@ from pyspark.sql import DataFrame
 from .dedup import decontam_stage as _decontam  # noqa: F401  (registers `decontaminate`)
 from .io.sources import read_source
 from .langid import stage as _langid  # noqa: F401  (registers `langid`, `language_filter`)
+from .quality import lists_stage as _lists  # noqa: F401  (registers `url_filter`, `word_filter`)
+from .quality import stage as _quality  # noqa: F401  (registers `quality_signals`, `quality_filter`)
 from .stage import StageContext, StageParams, WriteParams, register
 from .tokens import stage as _tokens  # noqa: F401  (registers `tokens`)
 

@@ -30,7 +30,8 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
                          f"(columns: {', '.join(df.columns)})")
     if not keep_removed:
         # Removed rows keep their identity and reason (the audit trail) but not their payload.
-        light = {ID, SOURCE, URL, REMOVED_BY, LANG, LANG_SCORE, "contaminated_by", "contamination", *partition_by}
+        light = {ID, SOURCE, URL, REMOVED_BY, LANG, LANG_SCORE, "contaminated_by", "contamination",
+                 "quality_failed", "blocked_by", *partition_by}
         df = df.select(*[
             c if c in light else F.when(F.col(REMOVED_BY).isNull(), F.col(c)).alias(c) for c in df.columns
         ])
@@ -50,7 +51,7 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
             fs.rename(f"{staging}/{name}", f"{dest}/removed/{name}")
     fs.delete(staging)
     if not fs.exists(f"{dest}/data"):  # nothing kept: still a readable, empty dataset
-        kept_schema = df.drop(REMOVED_BY, *partition_by).schema
+        kept_schema = df.drop(REMOVED_BY).schema  # partition columns stay, as plain columns
         spark.createDataFrame([], kept_schema).write.parquet(f"{dest}/data")
     return count_written(spark, dest)
 
@@ -79,6 +80,10 @@ def count_written(spark: SparkSession, dest: str) -> dict:
             removed_rows = spark.read.parquet(f"{dest}/removed")
             if LANG in removed_rows.columns:
                 counts["languages"]["removed"] = language_totals(removed_rows)
+    if "quality_failed" in kept.columns or any(c in kept.columns for c in ("c4_lines_removed", "rw_lines_removed")):
+        from ..quality.report import quality_report
+
+        counts["quality"] = quality_report(kept, spark.read.parquet(f"{dest}/removed") if removed else None)
     if "contamination" in kept.columns:
         from ..dedup.report import contamination_report
 

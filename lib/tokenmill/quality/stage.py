@@ -1,0 +1,139 @@
+"""The `quality_signals` (annotate) and `quality_filter` (filter) stages: tag every signal, then decide.
+
+Signals are computed once, in Arrow batches, and stored as `qs_*` columns; a rule set turns them into
+decisions with Spark expressions, so thresholds can change and be re-applied on the stored output without
+recomputing anything. A document failing several rules lists all of them in `quality_failed`; its
+`removed_by` reason is the first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from ..errors import ConfigError
+from ..langid.config import forms
+from ..schema import LANG, REMOVED_BY, TEXT, require_columns
+from ..stage import StageContext, map_batches, register
+from . import modifiers
+from .config import QualityFilterParams, QualitySignalsParams
+from .rules import Rule
+from .signals import SIGNALS, SignalSpec, compute_signals
+
+QUALITY_FAILED = "quality_failed"
+
+
+_SPARK_TYPES = {pa.int64(): T.LongType(), pa.float64(): T.DoubleType(), pa.bool_(): T.BooleanType(),
+                pa.string(): T.StringType()}
+
+
+@register("quality_signals", "annotate", QualitySignalsParams)
+def quality_signals(ctx: StageContext, df: DataFrame, params: QualitySignalsParams) -> DataFrame:
+    """Every Gopher / C4 / FineWeb / NeMo signal as a `qs_*` column of each live document, in one pass."""
+    require_columns(df.columns, (TEXT,), params.id or "quality_signals")
+    spec = SignalSpec(short_line_chars=params.short_line_chars,
+                      stop_words=tuple(sorted((k, tuple(v)) for k, v in params.stop_words.items())))
+    use_lang = params.use_lang and LANG in df.columns
+
+    def fn(batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        live_rows = [r is None for r in batch.column(REMOVED_BY).to_pylist()]
+        texts = [t if ok else None for t, ok in zip(batch.column(TEXT).to_pylist(), live_rows, strict=True)]
+        langs = batch.column(LANG).to_pylist() if use_lang else None
+        table = compute_signals(texts, langs, spec)
+        return {name: table.column(name).combine_chunks() for name in SIGNALS}
+
+    ctx.reports[params.id or "quality_signals"] = {"signals": list(SIGNALS), "short_line_chars":
+                                                   params.short_line_chars, "lang_aware": use_lang}
+    return map_batches(df, fn, [T.StructField(n, _SPARK_TYPES[t]) for n, t in SIGNALS.items()])
+
+
+def decide(batch: pa.RecordBatch, rules: list[Rule], modifier, stage: str, allowed: dict[str, frozenset]
+           ) -> dict[str, pa.Array]:
+    """One batch of `quality_filter`: run the line modifier on live rows, evaluate every rule, and return the
+    new removed_by / quality_failed (/ text and modifier columns). Rows removed earlier pass unchanged."""
+    n = len(batch)
+    removed_by = batch.column(REMOVED_BY).to_pylist()
+    live_rows = np.array([r is None for r in removed_by], bool)
+    values: dict[str, np.ndarray] = {}
+    out_fields: dict[str, pa.Array] = {}
+    if modifier is not None:
+        texts = batch.column(TEXT).to_pylist()
+        mod = modifiers.apply([t if ok else None for t, ok in zip(texts, live_rows, strict=True)], modifier)
+        for name, _ in modifiers.fields(modifier):
+            values[name] = _as_numpy(mod.field(name))
+    for r in rules:
+        if r.signal not in values:
+            values[r.signal] = _as_numpy(batch.column(r.signal))
+    langs = batch.column(LANG).to_pylist() if LANG in set(batch.schema.names) else None
+    fails = []
+    for r in rules:
+        v = values[r.signal]
+        f = np.zeros(n, bool)
+        with np.errstate(invalid="ignore"):
+            if r.min is not None:
+                f |= v < r.min
+            if r.max is not None:
+                f |= v > r.max
+            if r.fail_if is not None:
+                f |= v == float(r.fail_if)
+        if r.fail_on_null:
+            f |= np.isnan(v)
+        if r.languages and langs is not None:
+            ok = allowed[r.name]
+            f &= np.array([lang is None or lang in ok for lang in langs], bool)
+        fails.append(f & live_rows)
+    failed_lists: list[list[str] | None] = [None] * n
+    prev = batch.column(QUALITY_FAILED).to_pylist() if QUALITY_FAILED in set(batch.schema.names) else None
+    any_fail = np.zeros(n, bool)
+    for f in fails:
+        any_fail |= f
+    for i in np.flatnonzero(any_fail).tolist():
+        names = [r.name for r, f in zip(rules, fails, strict=True) if f[i]]
+        failed_lists[i] = names
+        removed_by[i] = f"{stage}:{names[0]}"
+    if prev is not None:
+        failed_lists = [new if new is not None else old for new, old in zip(failed_lists, prev, strict=True)]
+    out_fields[REMOVED_BY] = pa.array(removed_by, pa.string())
+    out_fields[QUALITY_FAILED] = pa.array(failed_lists, pa.list_(pa.string()))
+    if modifier is not None:
+        new_text = mod.field("text").to_pylist()
+        final = [nt if (ok and not bad) else t for nt, t, ok, bad
+                 in zip(new_text, texts, live_rows.tolist(), any_fail.tolist(), strict=True)]
+        out_fields[TEXT] = pa.array(final, pa.string())
+        for name, _ in modifiers.fields(modifier):
+            out_fields[name] = mod.field(name)
+    return out_fields
+
+
+def _as_numpy(arr: pa.Array) -> np.ndarray:
+    """Signal values as float64 with NaN for null (booleans as 0/1)."""
+    if pa.types.is_boolean(arr.type):
+        arr = arr.cast(pa.int8())
+    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+@register("quality_filter", "filter", QualityFilterParams)
+def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams) -> DataFrame:
+    """Remove documents failing any rule of the set; all failed rules go to `quality_failed`."""
+    name = params.id or "quality_filter"
+    rs = params.rule_set
+    rules = rs.active()
+    mod = rs.modifier
+    mod_names = [n for n, _ in modifiers.fields(mod)] if mod is not None else []
+    missing = sorted({r.signal for r in rules} - set(df.columns) - set(mod_names))
+    if missing:
+        raise ConfigError(f"{name}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
+                          "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
+    if mod is not None:
+        require_columns(df.columns, (TEXT,), name)
+    allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
+    fields = [T.StructField(REMOVED_BY, T.StringType()), T.StructField(QUALITY_FAILED, T.ArrayType(T.StringType()))]
+    if mod is not None:
+        fields += [T.StructField(TEXT, T.StringType())]
+        fields += [T.StructField(n, _SPARK_TYPES[t]) for n, t in modifiers.fields(mod)]
+    out = map_batches(df, lambda b: decide(b, rules, mod, name, allowed), fields)
+    ctx.reports[name] = {"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
+                         "modifier": mod.model_dump() if mod else None}
+    return out
