@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .stopwords import stop_words_for
-from .words import SENTENCE_END, no_space_language, words_for
+from .words import SENTENCE_END, no_space_language, tokenize_batch, words_for
 
 # Signal columns and their Arrow types, in output order.
 SIGNALS: dict[str, pa.DataType] = {
@@ -128,7 +129,6 @@ def _text_signals(text: str, spec: SignalSpec, out: dict[str, list]) -> None:
     out["qs_short_line_ratio"].append(_ratio(short, len(nonempty)))
     out["qs_dup_nonempty_line_char_ratio"].append(
         _ratio(_find_duplicates(nonempty)[1], n - text.count("\n")) if nonempty else None)
-    out["qs_max_word_length"].append(max((len(w) for w in text.split()), default=0))
     low = text.lower()
     out["qs_curly_brace"].append("{" in text)
     out["qs_lorem_ipsum"].append("lorem ipsum" in low)
@@ -171,7 +171,11 @@ def _ngram_stats(ids: np.ndarray, tok_len: np.ndarray, offsets: np.ndarray, n_ch
             pos = pos[np.isin(doc_of[pos], repeats_docs)]
         with np.errstate(over="ignore"):
             key = h[pos] ^ doc_salt[pos]  # one n-gram of one document
-        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        # Hash-based grouping (O(n), no sort): codes are numbered in order of first appearance.
+        inverse, uniques = pd.factorize(key)
+        counts = np.bincount(inverse, minlength=len(uniques))
+        first = np.empty(len(uniques), np.int64)
+        first[inverse[::-1]] = np.arange(len(inverse) - 1, -1, -1)  # the last write wins: the first position
         key_doc = doc_of[pos[first]]
         if n in TOP_NGRAMS:
             # Counter.most_common(1), as Gopher's reference code uses: the most frequent n-gram, and among
@@ -222,27 +226,71 @@ def _greedy_dup_chars(positions: list[int], hashes: list[int], cs: np.ndarray, n
     return chars
 
 
+def _words(texts: list, langs: list, present: list[int], per_char: list[bool]) -> tuple[pa.Array, np.ndarray]:
+    """Words of every present document, flat, with per-document offsets (Arrow-vectorised where possible)."""
+    space = [i for i, pc_ in zip(present, per_char, strict=True) if not pc_]
+    if len(space) == len(present):
+        return tokenize_batch([texts[i] for i in present])
+    s_tokens, s_off = tokenize_batch([texts[i] for i in space]) if space else (pa.array([], pa.string()),
+                                                                              np.zeros(1, np.int64))
+    c_lists = [words_for(texts[i], langs[i]) for i, pc_ in zip(present, per_char, strict=True) if pc_]
+    c_tokens = pa.array([w for ws in c_lists for w in ws], pa.string())
+    c_off = np.concatenate([[0], np.cumsum([len(w) for w in c_lists])]).astype(np.int64)
+    # Interleave the two groups back into document order.
+    starts, counts, si, ci = [], [], 0, 0
+    for pc_ in per_char:
+        if pc_:
+            starts.append(len(s_tokens) + c_off[ci])
+            counts.append(c_off[ci + 1] - c_off[ci])
+            ci += 1
+        else:
+            starts.append(s_off[si])
+            counts.append(s_off[si + 1] - s_off[si])
+            si += 1
+    counts_np = np.asarray(counts, np.int64)
+    within = np.arange(int(counts_np.sum())) - np.repeat(np.cumsum(counts_np) - counts_np, counts_np)
+    take = np.repeat(np.asarray(starts, np.int64), counts_np) + within
+    pool = pa.concat_arrays([s_tokens, c_tokens])
+    return pool.take(pa.array(take, pa.int64())), np.concatenate([[0], np.cumsum(counts_np)]).astype(np.int64)
+
+
+def _stop_word_counts(flat: pa.Array, offsets: np.ndarray, langs: list, spec: SignalSpec) -> list[int | None]:
+    """Distinct stop words of each document's language present in it (None: no list for the language)."""
+    n_docs = len(offsets) - 1
+    out: list[int | None] = [None] * n_docs
+    groups: dict[frozenset, list[int]] = {}
+    for d, lang in enumerate(langs):
+        stops = stop_words_for(lang, spec.stop_words)
+        if stops is not None:
+            groups.setdefault(stops, []).append(d)
+    token_doc = np.repeat(np.arange(n_docs), np.diff(offsets))
+    for stops, docs in groups.items():
+        idx = pc.index_in(flat, value_set=pa.array(sorted(stops), pa.string()))
+        hit = np.flatnonzero(idx.is_valid().to_numpy(zero_copy_only=False))
+        member = np.zeros(n_docs, bool)
+        member[docs] = True
+        hit = hit[member[token_doc[hit]]]
+        which = idx.to_numpy(zero_copy_only=False)[hit].astype(np.int64) if len(hit) else np.zeros(0, np.int64)
+        m = len(stops)
+        pairs = np.unique(token_doc[hit] * m + which)  # (document, stop word), each once
+        per_doc = np.bincount(pairs // m, minlength=n_docs)
+        for d in docs:
+            out[d] = int(per_doc[d])
+    return out
+
+
 def compute_signals(texts: list[str | None], langs: list[str | None] | None, spec: SignalSpec) -> pa.Table:
     """All signals for a batch; a null text gives a row of nulls."""
     langs = langs if langs is not None else [None] * len(texts)
     present = [i for i, t in enumerate(texts) if t is not None]
     cols: dict[str, list] = {k: [] for k in SIGNALS}
-    words_per_doc: list[list[str]] = []
-    stop_counts: list[int | None] = []
     per_char: list[bool] = []
     for i in present:
-        text, lang = texts[i], langs[i]
-        _text_signals(text, spec, cols)
-        words = words_for(text, lang)
-        words_per_doc.append(words)
-        stops = stop_words_for(lang, spec.stop_words)
-        stop_counts.append(len(stops.intersection(words)) if stops is not None else None)
-        per_char.append(no_space_language(lang))
-
-    n_docs = len(present)
-    lengths = np.fromiter((len(w) for w in words_per_doc), dtype=np.int64, count=n_docs)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    flat = pa.array([w for ws in words_per_doc for w in ws], pa.string())
+        _text_signals(texts[i], spec, cols)
+        per_char.append(no_space_language(langs[i]))
+    flat, offsets = _words(texts, langs, present, per_char)
+    lengths = np.diff(offsets)
+    stop_counts = _stop_word_counts(flat, offsets, [langs[i] for i in present], spec)
     tok_len = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
     wordlike = pc.match_substring_regex(flat, _HAS_WORD_CHAR).to_numpy(zero_copy_only=False)
     alpha = pc.match_substring_regex(flat, r"\pL").to_numpy(zero_copy_only=False)
@@ -258,6 +306,10 @@ def compute_signals(texts: list[str | None], langs: list[str | None] | None, spe
         fn = pc.count_substring if literal else pc.count_substring_regex
         return fn(tarr, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
 
+    chunks = pc.utf8_split_whitespace(tarr)
+    max_len = np.zeros(len(present), np.int64)
+    np.maximum.at(max_len, pc.list_parent_indices(chunks).to_numpy(zero_copy_only=False),
+                  pc.utf8_length(chunks.flatten()).to_numpy(zero_copy_only=False).astype(np.int64))
     hashes = count("#")
     ellipses = count("...") + count("…")
     newlines = count("\n")
@@ -272,7 +324,7 @@ def compute_signals(texts: list[str | None], langs: list[str | None] | None, spe
         mean_len = div(word_chars, word_count)
         mean_len[np.asarray(per_char, bool)] = np.nan
         vec = {
-            "qs_n_words": n_words, "qs_word_count": word_count, "qs_mean_word_length": mean_len,
+            "qs_n_words": n_words, "qs_max_word_length": max_len, "qs_word_count": word_count, "qs_mean_word_length": mean_len,
             "qs_hash_word_ratio": div(hashes, n_words), "qs_ellipsis_word_ratio": div(ellipses, n_words),
             "qs_alpha_words_ratio": div(alpha_words, n_words),
             "qs_newline_word_ratio": div(newlines, n_words),

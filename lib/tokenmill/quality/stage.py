@@ -8,10 +8,14 @@ recomputing anything. A document failing several rules lists all of them in `qua
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.functions import arrow_udf
 
 from ..errors import ConfigError
 from ..langid.config import forms
@@ -67,23 +71,7 @@ def decide(batch: pa.RecordBatch, rules: list[Rule], modifier, stage: str, allow
         if r.signal not in values:
             values[r.signal] = _as_numpy(batch.column(r.signal))
     langs = batch.column(LANG).to_pylist() if LANG in set(batch.schema.names) else None
-    fails = []
-    for r in rules:
-        v = values[r.signal]
-        f = np.zeros(n, bool)
-        with np.errstate(invalid="ignore"):
-            if r.min is not None:
-                f |= v < r.min
-            if r.max is not None:
-                f |= v > r.max
-            if r.fail_if is not None:
-                f |= v == float(r.fail_if)
-        if r.fail_on_null:
-            f |= np.isnan(v)
-        if r.languages and langs is not None:
-            ok = allowed[r.name]
-            f &= np.array([lang is None or lang in ok for lang in langs], bool)
-        fails.append(f & live_rows)
+    fails = _fails(values, rules, langs, allowed, live_rows)
     failed_lists: list[list[str] | None] = [None] * n
     prev = batch.column(QUALITY_FAILED).to_pylist() if QUALITY_FAILED in set(batch.schema.names) else None
     any_fail = np.zeros(n, bool)
@@ -107,6 +95,45 @@ def decide(batch: pa.RecordBatch, rules: list[Rule], modifier, stage: str, allow
     return out_fields
 
 
+def _fails(values: dict[str, np.ndarray], rules: list[Rule], langs: list | None, allowed: dict[str, frozenset],
+           live_rows: np.ndarray) -> list[np.ndarray]:
+    """Per rule, which rows fail it (signals as float arrays, NaN = null = the rule does not apply)."""
+    fails = []
+    for r in rules:
+        v = values[r.signal]
+        f = np.zeros(len(live_rows), bool)
+        with np.errstate(invalid="ignore"):
+            if r.min is not None:
+                f |= v < r.min
+            if r.max is not None:
+                f |= v > r.max
+            if r.fail_if is not None:
+                f |= v == float(r.fail_if)
+        if r.fail_on_null:
+            f |= np.isnan(v)
+        if r.languages and langs is not None:
+            ok = allowed[r.name]
+            f &= np.array([lang is None or lang in ok for lang in langs], bool)
+        fails.append(f & live_rows)
+    return fails
+
+
+def failed_rules_column(inputs: list[str], rules: list[Rule], allowed: dict[str, frozenset]):
+    """For rule sets without a line modifier: the failed rule names per row from the stored signals only
+    (the text never crosses to Python)."""
+
+    def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        for b in batches:
+            values = {r.signal: _as_numpy(b.field(r.signal)) for r in rules}
+            langs = b.field(LANG).to_pylist() if LANG in inputs else None
+            fails = _fails(values, rules, langs, allowed, np.ones(len(b), bool))
+            names = [r.name for r in rules]
+            yield pa.array([[names[k] for k, f in enumerate(fails) if f[i]] for i in range(len(b))],
+                           pa.list_(pa.string()))
+
+    return arrow_udf(run, "array<string>")(F.struct(*[F.col(c) for c in inputs]))
+
+
 def _as_numpy(arr: pa.Array) -> np.ndarray:
     """Signal values as float64 with NaN for null (booleans as 0/1)."""
     if pa.types.is_boolean(arr.type):
@@ -126,14 +153,23 @@ def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams
     if missing:
         raise ConfigError(f"{name}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
                           "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
-    if mod is not None:
-        require_columns(df.columns, (TEXT,), name)
     allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
+    ctx.reports[name] = {"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
+                         "modifier": mod.model_dump() if mod else None}
+    if mod is None:
+        # Only the signal columns cross to Python. The UDF's input never contains `removed_by`, so the
+        # expressions below grow by a constant per stage, not by doubling.
+        inputs = sorted({r.signal for r in rules}) + ([LANG] if LANG in df.columns else [])
+        failed = failed_rules_column(inputs, rules, allowed)
+        prev_removed = F.col(REMOVED_BY)
+        previous = F.col(QUALITY_FAILED) if QUALITY_FAILED in df.columns else F.lit(None).cast("array<string>")
+        new_failed = F.when(prev_removed.isNull() & (F.size(failed) > 0), failed).otherwise(previous)
+        out = df.withColumn(QUALITY_FAILED, new_failed)
+        return out.withColumn(REMOVED_BY, F.coalesce(prev_removed, F.when(
+            F.size(failed) > 0, F.concat(F.lit(f"{name}:"), F.element_at(failed, 1)))))
+    require_columns(df.columns, (TEXT,), name)
     fields = [T.StructField(REMOVED_BY, T.StringType()), T.StructField(QUALITY_FAILED, T.ArrayType(T.StringType()))]
     if mod is not None:
         fields += [T.StructField(TEXT, T.StringType())]
         fields += [T.StructField(n, _SPARK_TYPES[t]) for n, t in modifiers.fields(mod)]
-    out = map_batches(df, lambda b: decide(b, rules, mod, name, allowed), fields)
-    ctx.reports[name] = {"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
-                         "modifier": mod.model_dump() if mod else None}
-    return out
+    return map_batches(df, lambda b: decide(b, rules, mod, name, allowed), fields)

@@ -10,6 +10,9 @@ spaces (zh, ja, th, lo, km, my) count each character of their script as a word i
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import regex
 
 # Character classes (after spaCy's lang/char_classes.py, written as Unicode properties).
@@ -241,3 +244,75 @@ def count_sentences(words: list[str]) -> int:
         elif t in SENTENCE_END:
             seen_end = True
     return n
+
+
+_SPECIAL_KEYS = pa.array(sorted(SPECIALS), pa.string())
+_CHUNK_CACHE: dict[str, tuple[str, ...]] = {}  # per process, like spaCy's tokenizer cache
+_CHUNK_CACHE_SIZE = 500_000
+_SUFFIX_FAST = r"^[\p{L}\p{N}]+[,;:!?)\]}\"'”’»]$"
+_PERIOD_FAST = r"^\p{L}*\p{Ll}\.$"
+
+
+def tokenize_batch(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
+    """spacy_words for a whole batch: (flat token array, per-document offsets), same tokens in the same order.
+
+    Whitespace splitting and the common chunk shapes (a plain word; a word and one closing mark) run as
+    Arrow kernels over the batch; only the remaining chunks (a few percent: quotes, URLs, contractions,
+    hyphens) go through the Python splitter.
+    """
+    arr = pa.array(texts, pa.string())
+    lists = pc.utf8_split_whitespace(arr)
+    chunks = lists.flatten()
+    doc_of = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    nonempty = pc.greater(pc.utf8_length(chunks), 0)
+    chunks = chunks.filter(nonempty)
+    doc_of = doc_of[nonempty.to_numpy(zero_copy_only=False)]
+    special = pc.is_in(chunks, value_set=_SPECIAL_KEYS)
+    digit_led = pc.and_(pc.match_substring_regex(chunks, r"^\p{N}"), pc.invert(pc.utf8_is_digit(chunks)))
+    plain = pc.and_(pc.and_(pc.utf8_is_alnum(chunks), pc.invert(special)), pc.invert(digit_led))
+    head = pc.utf8_slice_codeunits(chunks, 0, -1)
+    head_ok = pc.and_(pc.invert(pc.is_in(head, value_set=_SPECIAL_KEYS)), pc.invert(special))
+    head_ok = pc.and_(head_ok, pc.invert(pc.match_substring_regex(head, r"^\p{N}.*[^\p{N}]")))
+    two = pc.and_(head_ok, pc.or_(pc.match_substring_regex(chunks, _SUFFIX_FAST),
+                                  pc.match_substring_regex(chunks, _PERIOD_FAST)))
+    plain_np = plain.to_numpy(zero_copy_only=False)
+    two_np = two.to_numpy(zero_copy_only=False) & ~plain_np
+    rest_idx = np.flatnonzero(~plain_np & ~two_np)
+    counts = np.where(plain_np, 1, np.where(two_np, 2, 0)).astype(np.int64)
+    # The remaining chunks repeat a lot ("#tag", "$9.99", "U.S."): split each distinct one once.
+    enc = chunks.take(pa.array(rest_idx, pa.int64())).dictionary_encode()
+    uniq_tokens: list[str] = []
+    uniq_counts = np.zeros(len(enc.dictionary), np.int64)
+    for u, chunk in enumerate(enc.dictionary.to_pylist()):
+        toks = _CHUNK_CACHE.get(chunk)
+        if toks is None:
+            out: list[str] = []
+            _split_chunk(chunk, out)
+            toks = tuple(out)
+            if len(_CHUNK_CACHE) < _CHUNK_CACHE_SIZE:
+                _CHUNK_CACHE[chunk] = toks
+        uniq_tokens.extend(toks)
+        uniq_counts[u] = len(toks)
+    rest_u = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    counts[rest_idx] = uniq_counts[rest_u]
+    starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    total = int(counts.sum())
+    # Every output token is taken from one pool: chunks (plain), heads, tails, then the distinct splits.
+    n = len(chunks)
+    pool = pa.concat_arrays([chunks, head, pc.utf8_slice_codeunits(chunks, -1),
+                             pa.array(uniq_tokens, pa.string())])
+    take = np.empty(total, np.int64)
+    p_idx = np.flatnonzero(plain_np)
+    take[starts[p_idx]] = p_idx
+    t_idx = np.flatnonzero(two_np)
+    take[starts[t_idx]] = n + t_idx
+    take[starts[t_idx] + 1] = 2 * n + t_idx
+    if len(rest_idx):
+        r_counts = counts[rest_idx]
+        within = np.arange(int(r_counts.sum())) - np.repeat(np.cumsum(r_counts) - r_counts, r_counts)
+        u_start = np.concatenate([[0], np.cumsum(uniq_counts)])[:-1]
+        take[np.repeat(starts[rest_idx], r_counts) + within] = 3 * n + np.repeat(u_start[rest_u], r_counts) + within
+    tokens = pool.take(pa.array(take))
+    per_doc = np.bincount(doc_of, weights=counts, minlength=len(texts)).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(per_doc)]).astype(np.int64)
+    return tokens, offsets

@@ -164,11 +164,12 @@ def generate_docs(n: int, seed: int = 7, mean_words: int = 586, min_words: int =
                   max_words: int = 5000) -> list[dict]:
     """``n`` documents {id, kind, text, url}; lengths log-normal around ``mean_words`` within the bounds."""
     rng = random.Random(seed)
-    kinds, fns, weights = zip(*[(k, f, w) for k, f, w in _KINDS], strict=True)
+    # Short pages only when the caller allows documents under 50 words.
+    kinds, fns, weights = zip(*[(k, f, w) for k, f, w in _KINDS if k != "short" or min_words < 50], strict=True)
     docs = []
     for i in range(n):
         k = rng.choices(range(len(kinds)), weights)[0]
-        target = int(min(max_words, max(min_words, rng.lognormvariate(0, 0.8) * mean_words * 0.73)))
+        target = int(min(max_words, max(min_words, rng.lognormvariate(0, 0.8) * mean_words * 0.78)))
         lines = fns[k](rng, target)
         sep = rng.choice(["\n", "\n", "\n\n", "\n \n"])
         text = sep.join(lines)
