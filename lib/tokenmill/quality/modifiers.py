@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .rules import C4LinesParams, RefinedWebLinesParams
-from .words import count_sentences, spacy_words
+from .words import SENTENCE_END, count_sentences, spacy_words, tokenize_batch
+
+_TERMINALS = pa.array(sorted(SENTENCE_END), pa.string())
 
 # C4 (Raffel et al. 2020) and its reference code: the terminal marks, citation markers and policy phrases.
 C4_END_PUNCTUATION = (".", "?", "!", '"', "'")
@@ -24,8 +28,9 @@ RW_FIELDS = [("rw_lines_removed", pa.int64()), ("rw_chars_removed", pa.int64()),
              ("rw_words_removed_frac", pa.float64())]
 
 
-def c4_lines(text: str, p: C4LinesParams) -> tuple[str, dict]:
-    """C4's line filter: the kept text and the facts its document-level rules use."""
+def c4_lines(text: str, p: C4LinesParams, count: bool = True) -> tuple[str, dict]:
+    """C4's line filter: the kept text and the facts its document-level rules use (with ``count=False``
+    the kept lines come back in "lines" and the caller counts sentences for a whole batch at once)."""
     kept: list[str] = []
     sentences = 0
     lorem = curly = False
@@ -52,9 +57,13 @@ def c4_lines(text: str, p: C4LinesParams) -> tuple[str, dict]:
             continue
         if p.filter_policy and any(x in low for x in C4_POLICY):
             continue
-        sentences += count_sentences(spacy_words(line))
+        if count:
+            sentences += count_sentences(spacy_words(line))
         kept.append(line)
     new = "\n".join(kept).strip()
+    if not count:
+        return new, {"lines": kept, "c4_lines_removed": len(lines) - len(kept), "c4_chars_removed": len(text) - len(new),
+                     "c4_lorem_ipsum": lorem, "c4_curly_bracket": curly}
     return new, {"c4_lines_removed": len(lines) - len(kept), "c4_chars_removed": len(text) - len(new),
                  "c4_sentences": sentences, "c4_lorem_ipsum": lorem, "c4_curly_bracket": curly}
 
@@ -90,13 +99,60 @@ def refinedweb_lines(text: str, p: RefinedWebLinesParams) -> tuple[str, dict]:
                  "rw_words_removed_frac": removed_words / total_words if total_words else None}
 
 
+def _apply_c4(texts: list[str | None], p: C4LinesParams) -> pa.StructArray:
+    names = [n for n, _ in C4_FIELDS]
+    results = [c4_lines(t, p, count=False) if t is not None else None for t in texts]
+    lines = [line for r in results if r is not None for line in r[1]["lines"]]
+    per_line = sentences_per_line(lines)
+    cols: dict[str, list] = {n: [] for n in names}
+    k = 0
+    for r in results:
+        if r is None:
+            for n in names:
+                cols[n].append(None)
+            continue
+        facts = r[1]
+        m = len(facts["lines"])
+        facts["c4_sentences"] = int(per_line[k:k + m].sum())
+        k += m
+        for n in names:
+            cols[n].append(facts[n])
+    arrays = [pa.array([r[0] if r is not None else None for r in results], pa.string())]
+    arrays += [pa.array(cols[n], t) for n, t in C4_FIELDS]
+    return pa.StructArray.from_arrays(arrays, names=["text", *names])
+
+
 def fields(p: C4LinesParams | RefinedWebLinesParams) -> list[tuple[str, pa.DataType]]:
     return C4_FIELDS if p.kind == "c4" else RW_FIELDS
 
 
+def sentences_per_line(lines: list[str]) -> np.ndarray:
+    """count_sentences(spacy_words(line)) for many lines at once: one Arrow tokenisation, numpy counting."""
+    if not lines:
+        return np.zeros(0, np.int64)
+    tokens, offsets = tokenize_batch(lines)
+    n = len(tokens)
+    line_of = np.repeat(np.arange(len(lines)), np.diff(offsets))
+    terminal = pc.is_in(tokens, value_set=_TERMINALS).to_numpy(zero_copy_only=False)
+    punct = pc.match_substring_regex(tokens, r"^\pP+$").to_numpy(zero_copy_only=False)
+    word = ~terminal & ~punct
+    # A word starts a sentence when a terminal mark came after the previous word of its line.
+    cum_t = np.cumsum(terminal)
+    idx = np.arange(n)
+    last_word = np.maximum.accumulate(np.where(word, idx, -1))
+    prev_word = np.concatenate([[-1], last_word[:-1]])
+    line_start = offsets[:-1][line_of]
+    prev_word = np.where(prev_word >= line_start, prev_word, line_start - 1)
+    t_before = cum_t - terminal - np.where(prev_word >= 0, cum_t[np.maximum(prev_word, 0)], 0)
+    starts = word & (t_before > 0)
+    return 1 + np.bincount(line_of[starts], minlength=len(lines))
+
+
 def apply(texts: list[str | None], p: C4LinesParams | RefinedWebLinesParams) -> pa.StructArray:
     """The modifier over a batch: a struct of the new text and the modifier's columns (null text: nulls)."""
-    fn = c4_lines if p.kind == "c4" else refinedweb_lines
+    if p.kind == "c4":
+        return _apply_c4(texts, p)
+    fn = refinedweb_lines
     names = [n for n, _ in fields(p)]
     new_text: list[str | None] = []
     cols: dict[str, list] = {n: [] for n in names}
