@@ -34,6 +34,7 @@ sample: setup data/sample/index.json
 
 run: setup data/sample/index.json
 	$(PY) -m tokenmill pipeline --config $(CONF)
+	$(PY) -m tokenmill pipeline --config conf/quality/pipelines/fineweb.yaml
 	$(PY) -m tokenmill plan_mixture --config $(MIXTURE)
 	$(PY) -m tokenmill build_mixture --config $(MIXTURE)
 
@@ -46,6 +47,7 @@ bench: setup
 	$(PY) bench/mixture.py --sizes 20000,100000,1000000 --out bench/results/mixture.json
 	$(PY) bench/langid.py --docs 10000 --out bench/results/langid.json
 	$(PY) bench/decontam.py --docs 100000 --items 10000 --out bench/results/decontam.json
+	$(PY) bench/quality.py --docs 20000 --dt-docs 1000 --out bench/results/quality.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -225,3 +225,23 @@ def test_threshold_override_from_command_line(fineweb_run, spark):
     stages = {s["stage"]: s for s in result.manifest["stages"]}
     assert stages["gopher_repetition"]["rows_out"] == 51  # the same up to the overridden stage
     assert stages["gopher_quality"]["removed"]["gopher_short_doc"] > 4
+
+
+def test_quality_rules_job_reapplies_thresholds(fineweb_run, capsys, tmp_path):
+    """New thresholds on the stored signals: counts per rule, no text read again."""
+    import argparse
+
+    from tokenmill.quality.job import quality_rules_job
+
+    _, out, _ = fineweb_run
+    report = tmp_path / "rules.json"
+    args = argparse.Namespace(input=str(out), rules="gopher_quality", out=str(report), spark_profile="test",
+                              set=["overrides.gopher_short_doc.min=100", "disable=[gopher_long_doc]"])
+    assert quality_rules_job(args) == 0
+    result = json.loads(report.read_text())
+    assert result["documents"] == 47
+    assert result["failed_by_rule"] == {"gopher_short_doc": 2} and result["kept"] == 45
+    printed = capsys.readouterr().out
+    assert "gopher_short_doc" in printed and "gopher_long_doc" not in printed  # disabled
+    with pytest.raises(ConfigError, match="rewrites lines"):
+        quality_rules_job(argparse.Namespace(input=str(out), rules="c4", out=None, spark_profile="test", set=[]))

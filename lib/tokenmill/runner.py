@@ -154,6 +154,21 @@ def _run_langid_eval(args: argparse.Namespace) -> int:
     return langid_eval_job(args)
 
 
+def _quality_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="a pipeline output folder (or its data/) with qs_* columns")
+    parser.add_argument("--rules", required=True, help="rule set name (conf/quality/) or YAML path")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="e.g. overrides.gopher_short_doc.min=100 or disable=[gopher_long_doc]")
+    parser.add_argument("--out", default=None, help="write the counts as JSON")
+    parser.add_argument("--spark-profile", default=None)
+
+
+def _run_quality_rules(args: argparse.Namespace) -> int:
+    from .quality.job import quality_rules_job
+
+    return quality_rules_job(args)
+
+
 JOBS: dict[str, Job] = {
     "pipeline": Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark",
                     _config_args, _run_pipeline),
@@ -167,6 +182,8 @@ JOBS: dict[str, Job] = {
                          "report per benchmark", _config_args, _run_decontaminate),
     "langid_eval": Job("langid_eval", "per-language precision/recall/F1, confusions and threshold curve of a "
                        "langid setup on a labelled JSONL", _langid_eval_args, _run_langid_eval),
+    "quality_rules": Job("quality_rules", "re-apply a quality rule set with new thresholds to stored qs_* signals "
+                         "(per-rule counts, nothing recomputed)", _quality_args, _run_quality_rules),
     "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",
                   _sample_args, _run_sample),
 }

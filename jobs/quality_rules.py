@@ -1,0 +1,8 @@
+"""spark-submit entry point: `quality_rules` (see `python -m tokenmill quality_rules --help`)."""
+
+import sys
+
+from tokenmill.runner import main
+
+if __name__ == "__main__":
+    sys.exit(main("quality_rules"))

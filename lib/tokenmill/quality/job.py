@@ -1,0 +1,55 @@
+"""`quality_rules` job: re-apply a rule set with new thresholds to stored signals (no text is read again).
+
+The "tag, then decide" half of the design: a pipeline's output keeps the `qs_*` columns, so trying a
+threshold is an aggregation over them — per rule, how many documents fail it (every rule counted, not
+only the first) and how many would be kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pyspark.sql import functions as F
+
+from ..config import apply_override
+from ..errors import ConfigError
+from ..schema import REMOVED_BY
+from ..stage import StageContext
+from .config import QualityFilterParams
+from .stage import QUALITY_FAILED, quality_filter
+
+
+def quality_rules_job(args: argparse.Namespace) -> int:
+    from ..spark import build_session
+
+    data: dict = {"stage": "quality_filter", "rules": args.rules}
+    for assignment in args.set or []:
+        data = apply_override(data, assignment)
+    params = QualityFilterParams.model_validate(data)
+    if params.rule_set.modifier is not None:
+        raise ConfigError(f"rule set {params.rule_set.name!r} rewrites lines: its decisions need the text, "
+                          "run it as a `quality_filter` stage in a pipeline instead")
+    spark = build_session(args.spark_profile, app_name="tokenmill-quality-rules")
+    path = args.input.rstrip("/")
+    df = spark.read.parquet(f"{path}/data" if not path.endswith("/data") else path)
+    df = df.withColumn(REMOVED_BY, F.lit(None).cast("string")).drop(QUALITY_FAILED)
+    ctx = StageContext(spark, None, "quality_rules", "/tmp")
+    out = quality_filter(ctx, df, params)
+    rows = (out.select(F.explode_outer(QUALITY_FAILED).alias("rule"))
+            .groupBy("rule").count().collect())  # small: one row per rule
+    failed = {r["rule"]: r["count"] for r in rows if r["rule"] is not None}
+    total = df.count()
+    kept = out.where(F.col(REMOVED_BY).isNull()).count()
+    print(f"{'rule':<32}{'threshold':>22}{'documents failing':>20}")
+    for r in params.rule_set.active():
+        bound = " ".join(x for x in (f"min {r.min:g}" if r.min is not None else "",
+                                     f"max {r.max:g}" if r.max is not None else "",
+                                     f"== {r.fail_if}" if r.fail_if is not None else "") if x)
+        print(f"{r.name:<32}{bound:>22}{failed.get(r.name, 0):>20,}")
+    print(f"\ndocuments {total:,}   kept {kept:,}   removed {total - kept:,}")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"input": args.input, "rules": params.rule_set.model_dump(mode="json"),
+                       "documents": total, "kept": kept, "failed_by_rule": failed}, fh, indent=1)
+    return 0
