@@ -123,3 +123,23 @@ def load_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
 def load(model: type[M], path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> M:
     """Load and validate a YAML config file as ``model``."""
     return validate(model, load_yaml(path, overrides), str(path))
+
+
+def conf_dirs(sub: str) -> list[Path]:
+    """conf/<sub> of the working directory, then of the source tree (presets shipped with tokenmill)."""
+    return [Path.cwd() / "conf" / sub, Path(__file__).resolve().parents[2] / "conf" / sub]
+
+
+def find_named_yaml(name: str, folders: list[Path], what: str) -> Path:
+    """A YAML path as given, or ``<name>.yaml`` in the first of ``folders`` that has it (a preset)."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml"):
+        if candidate.exists():
+            return candidate
+        raise ConfigError(f"{what} file {name!r} not found")
+    for folder in folders:
+        path = folder / f"{name}.yaml"
+        if path.exists():
+            return path
+    known = sorted({p.stem for d in folders if d.is_dir() for p in d.glob("*.yaml")})
+    raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(known)}")

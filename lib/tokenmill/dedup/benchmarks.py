@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from ..config import Strict, load_yaml, validate
+from ..config import Strict, conf_dirs, find_named_yaml, load_yaml, validate
 from ..errors import ConfigError
 from ..io.hf import is_saved_dataset, load_saved
 
-PRESET_DIRS = [Path.cwd() / "conf" / "benchmarks", Path(__file__).resolve().parents[3] / "conf" / "benchmarks"]
+PRESET_DIRS = conf_dirs("benchmarks")
 
 
 class MathMatch(Strict):
@@ -52,17 +52,7 @@ class BenchmarkSpec(Strict):
 
 
 def find_preset(name: str) -> Path:
-    candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml"):
-        if candidate.exists():
-            return candidate
-        raise ConfigError(f"benchmark file {name!r} not found")
-    for folder in PRESET_DIRS:
-        path = folder / f"{name}.yaml"
-        if path.exists():
-            return path
-    known = sorted({p.stem for d in PRESET_DIRS if d.exists() for p in d.glob("*.yaml")})
-    raise ConfigError(f"unknown benchmark preset {name!r}; presets: {', '.join(known)}")
+    return find_named_yaml(name, PRESET_DIRS, "benchmark preset")
 
 
 def resolve(entry: str | dict[str, Any], where: str) -> BenchmarkSpec:

@@ -14,11 +14,11 @@ from pydantic import Field, model_validator
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from ..config import Strict, load_yaml, validate
+from ..config import Strict, conf_dirs, find_named_yaml, load_yaml, validate
 from ..errors import ConfigError
 from ..schema import LANG
 
-RULE_DIRS = [Path.cwd() / "conf" / "quality", Path(__file__).resolve().parents[3] / "conf" / "quality"]
+RULE_DIRS = conf_dirs("quality")
 
 
 class Rule(Strict):
@@ -95,15 +95,7 @@ class RuleSet(Strict):
 
 def find_rule_set(name: str) -> Path:
     """A rule set file: a path, or a name in conf/quality/."""
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    for d in RULE_DIRS:
-        candidate = d / f"{name}.yaml"
-        if candidate.exists():
-            return candidate
-    known = sorted({f.stem for d in RULE_DIRS if d.is_dir() for f in d.glob("*.yaml")})
-    raise ConfigError(f"unknown quality rule set {name!r} (neither a .yaml file nor one of: {', '.join(known)})")
+    return find_named_yaml(name, RULE_DIRS, "quality rule set")
 
 
 def load_rule_set(name: str, overrides: dict[str, dict[str, Any]], disable: list[str],
