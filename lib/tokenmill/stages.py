@@ -8,6 +8,7 @@ from functools import reduce
 from pyspark.sql import DataFrame
 
 from .dedup import decontam_stage as _decontam  # noqa: F401  (registers `decontaminate`)
+from .dedup import exact_stage as _exact  # noqa: F401  (registers `exact_dedup`)
 from .io.sources import read_source
 from .langid import stage as _langid  # noqa: F401  (registers `langid`, `language_filter`)
 from .quality import lists_stage as _lists  # noqa: F401  (registers `url_filter`, `word_filter`)

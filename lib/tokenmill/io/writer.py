@@ -31,7 +31,7 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
     if not keep_removed:
         # Removed rows keep their identity and reason (the audit trail) but not their payload.
         light = {ID, SOURCE, URL, REMOVED_BY, LANG, LANG_SCORE, "contaminated_by", "contamination",
-                 "quality_failed", "blocked_by", *partition_by}
+                 "quality_failed", "blocked_by", "dup_of", "dup_cluster", *partition_by}
         df = df.select(*[
             c if c in light else F.when(F.col(REMOVED_BY).isNull(), F.col(c)).alias(c) for c in df.columns
         ])

@@ -1,0 +1,81 @@
+"""The `exact_dedup` stage: one document per normalised-text hash (optionally per URL) survives, chosen by a
+stated, deterministic policy; the others are removed with the id of the one kept.
+
+All Spark-native: the key is xxhash64 of the text after lower-casing, punctuation and symbols to spaces,
+digits to 0 and whitespace collapsed (Java regexes, no Python pass); duplicates meet in one keyed shuffle.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from ..schema import ID, SOURCE, TEXT, URL, require_columns
+from ..stage import StageContext, StageParams, live, mark_removed, register
+
+DUP_CLUSTER = "dup_cluster"
+DUP_CLUSTER_SIZE = "dup_cluster_size"
+DUP_OF = "dup_of"
+
+
+class ExactDedupParams(StageParams):
+    """Exact duplicates of the normalised text (and, with `by_url`, of the URL as well)."""
+
+    normalise: bool = True  # False: the text byte for byte
+    by_url: bool = False  # also key on the URL (only pages with the same URL and text are duplicates)
+    # Survivor policy, in order: columns to prefer ("-col" = highest first, "col" = lowest first); the
+    # pseudo-column `length` is the text length. The id always breaks the last tie, so the choice is stable.
+    prefer: list[str] = Field(default_factory=lambda: ["-length"])
+    source_priority: list[str] = Field(default_factory=list)  # sources listed earlier win (Zyda-style)
+
+    @field_validator("prefer")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not p.lstrip("-"):
+                raise ValueError("empty column name in `prefer`")
+        return v
+
+
+def normalised_text(text: Column) -> Column:
+    t = F.lower(text)
+    t = F.regexp_replace(t, r"[\p{P}\p{S}]+", " ")
+    t = F.regexp_replace(t, r"\p{Nd}", "0")
+    return F.trim(F.regexp_replace(t, r"\s+", " "))
+
+
+def survivor_order(params: ExactDedupParams, columns: list[str]) -> list[Column]:
+    """The ordering whose first row survives: source priority, the preferred columns, then the id."""
+    order: list[Column] = []
+    if params.source_priority:
+        rank = F.create_map(*[x for i, s in enumerate(params.source_priority) for x in (F.lit(s), F.lit(i))])
+        order.append(F.coalesce(rank[F.col(SOURCE)], F.lit(len(params.source_priority))).asc())
+    for p in params.prefer:
+        name = p.lstrip("-")
+        col = F.length(F.col(TEXT)) if name == "length" else F.col(name)
+        if name != "length" and name not in columns:
+            raise ValueError(f"exact_dedup: `prefer` names column {name!r}, not in the data ({', '.join(columns)})")
+        order.append(col.desc_nulls_last() if p.startswith("-") else col.asc_nulls_last())
+    order.append(F.col(ID).asc())
+    return order
+
+
+@register("exact_dedup", "filter", ExactDedupParams)
+def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> DataFrame:
+    """Keep one document per exact (normalised) text; `dup_cluster`, `dup_cluster_size`, `dup_of` say which."""
+    name = params.id or "exact_dedup"
+    require_columns(df.columns, (ID, TEXT) + ((URL,) if params.by_url else ()), name)
+    text = normalised_text(F.col(TEXT)) if params.normalise else F.col(TEXT)
+    parts = [text] + ([F.coalesce(F.col(URL), F.lit(""))] if params.by_url else [])
+    key = F.when(live(df), F.format_string("%016x", F.xxhash64(*parts)))
+    out = df.withColumn(DUP_CLUSTER, key)
+    w = Window.partitionBy(DUP_CLUSTER).orderBy(*survivor_order(params, df.columns))
+    whole = Window.partitionBy(DUP_CLUSTER)
+    out = (out.withColumn("__rank", F.when(F.col(DUP_CLUSTER).isNotNull(), F.row_number().over(w)))
+           .withColumn(DUP_CLUSTER_SIZE, F.when(F.col(DUP_CLUSTER).isNotNull(), F.count(F.lit(1)).over(whole)))
+           .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.first(ID).over(w))))
+    out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "duplicate")
+    ctx.reports[name] = {"normalise": params.normalise, "by_url": params.by_url, "prefer": params.prefer,
+                         "source_priority": params.source_priority}
+    return out.drop("__rank")

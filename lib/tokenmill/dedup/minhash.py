@@ -1,0 +1,188 @@
+"""MinHash signatures for a whole Arrow batch with numpy, LSH band keys, and the (bands, rows) chooser.
+
+Normalisation before shingling (as DataTrove/FineWeb): NFKC, lower case, punctuation dropped (tokens are
+runs of word characters), whitespace collapsed, every digit -> 0. Shingles: word n-grams (n = 5 by
+default) or character n-grams of the normalised text, hashed to 64 bits once. Permutations:
+h_k(x) = (a_k * x + b_k) mod p, p = 2^61 - 1, with a_k drawn uniformly from [1, p) and b_k from [0, p)
+(small coefficients would barely wrap and make every permutation pick the same shingle). The product is
+taken in wrap-around uint64 arithmetic, as datasketch does. A `datasketch` mode reproduces
+`datasketch.MinHash(num_perm, seed, scheme="legacy")` fed with the same shingles (SHA-1 32-bit hashes of
+the space-joined words), so signatures can be checked against the library users know.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ngrams import TokenHasher, batch_ngrams, tokens
+
+P61 = np.uint64((1 << 61) - 1)
+_MAX32 = np.uint64((1 << 32) - 1)
+_DIGIT = re.compile(r"\d")
+_SPACES = re.compile(r"\s+")
+_CHUNK = 1 << 16  # shingles per numpy block: 65,536 x num_perm uint64 stays in a few tens of MB
+
+
+def normalised_words(text: str) -> list[str]:
+    """NFKC, lower case, punctuation dropped, digits -> 0."""
+    return [_DIGIT.sub("0", t) for t in tokens(text)]
+
+
+@dataclass(frozen=True)
+class MinHashSpec:
+    """How documents become signatures."""
+
+    num_perm: int = 112  # FineWeb: 14 bands x 8 rows
+    ngram: int = 5
+    shingle: str = "word"  # "word" | "char"
+    seed: int = 1
+    mode: str = "tokenmill"  # "tokenmill" | "datasketch" (legacy scheme, SHA-1 32-bit)
+
+    def permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mode == "datasketch":
+            gen = np.random.RandomState(self.seed)
+            pairs = [(gen.randint(1, P61, dtype=np.uint64), gen.randint(0, P61, dtype=np.uint64))
+                     for _ in range(self.num_perm)]
+            a, b = np.array(pairs, dtype=np.uint64).T
+            return a, b
+        rng = np.random.default_rng(self.seed)
+        a = rng.integers(1, int(P61), size=self.num_perm, dtype=np.uint64, endpoint=False)
+        b = rng.integers(0, int(P61), size=self.num_perm, dtype=np.uint64, endpoint=False)
+        return a, b
+
+
+def _sha1_32(data: bytes) -> int:
+    return struct.unpack("<I", hashlib.sha1(data).digest()[:4])[0]
+
+
+def shingle_hashes(texts: list[str], spec: MinHashSpec, hasher: TokenHasher | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit shingle hashes of the batch laid end to end, per-document offsets). A document shorter than
+    one shingle is one shingle of all it has; an empty one has none (and no signature)."""
+    hasher = hasher or TokenHasher()
+    if spec.mode == "datasketch":
+        out, offsets = [], [0]
+        for t in texts:
+            words = normalised_words(t)
+            grams = ([" ".join(words[i:i + spec.ngram]) for i in range(len(words) - spec.ngram + 1)]
+                     if spec.shingle == "word" else _char_grams(" ".join(words), spec.ngram))
+            if not grams and words:
+                grams = [" ".join(words)]
+            out.extend(_sha1_32(g.encode("utf-8")) for g in set(grams))
+            offsets.append(len(out))
+        return np.array(out, dtype=np.uint64), np.array(offsets, dtype=np.int64)
+    if spec.shingle == "char":
+        out, offsets = [], [0]
+        for t in texts:
+            grams = _char_grams(" ".join(normalised_words(t)), spec.ngram)
+            out.extend(hasher(grams).tolist())
+            offsets.append(len(out))
+        return np.array(out, dtype=np.uint64), np.array(offsets, dtype=np.int64)
+    words = [normalised_words(t) for t in texts]
+    lengths = np.array([len(w) for w in words], dtype=np.int64)
+    tok_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = hasher([w for ws in words for w in ws])
+    hashes, starts = batch_ngrams(flat, tok_off, spec.ngram)
+    doc_of = np.searchsorted(tok_off, starts, side="right") - 1
+    # Documents with at least one word but fewer than n: their words as one shingle.
+    short = np.flatnonzero((lengths > 0) & (lengths < spec.ngram))
+    if len(short):
+        extra = np.array([int(hasher([" ".join(words[d])])[0]) for d in short.tolist()], dtype=np.uint64)
+        hashes = np.concatenate([hashes, extra])
+        doc_of = np.concatenate([doc_of, short])
+    order = np.argsort(doc_of, kind="stable")
+    counts = np.bincount(doc_of, minlength=len(texts))
+    return hashes[order], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _char_grams(s: str, n: int) -> list[str]:
+    return [s[i:i + n] for i in range(len(s) - n + 1)] or ([s] if s else [])
+
+
+def signatures(hashes: np.ndarray, offsets: np.ndarray, spec: MinHashSpec,
+               perms: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(documents x num_perm) uint64 minimum of every permutation over each document's shingles.
+    Documents without shingles get the maximum value in every slot (they match nothing)."""
+    a, b = perms if perms is not None else spec.permutations()
+    n_docs = len(offsets) - 1
+    top = _MAX32 if spec.mode == "datasketch" else P61
+    sig = np.full((n_docs, spec.num_perm), top, dtype=np.uint64)
+    doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
+    with np.errstate(over="ignore"):
+        for lo in range(0, len(hashes), _CHUNK):
+            x = hashes[lo:lo + _CHUNK]
+            d = doc_of[lo:lo + _CHUNK]
+            if spec.mode == "datasketch":
+                h = np.bitwise_and((np.outer(x, a) + b) % P61, _MAX32)
+            else:
+                h = (np.outer(x % P61, a) + b) % P61
+            # Minimum per document: the chunk's documents are contiguous runs.
+            starts = np.flatnonzero(np.concatenate([[True], d[1:] != d[:-1]]))
+            mins = np.minimum.reduceat(h, starts, axis=0)
+            docs = d[starts]
+            sig[docs] = np.minimum(sig[docs], mins)
+    return sig
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(documents x bands) 64-bit keys: each band's `rows` values hashed together (band index mixed in)."""
+    if bands * rows > sig.shape[1]:
+        raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} hashes; the signature has {sig.shape[1]}")
+    keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            acc = np.full(sig.shape[0], np.uint64(band + 1) * np.uint64(0xD6E8FEB86659FD93), dtype=np.uint64)
+            for r in range(rows):
+                acc = (acc ^ sig[:, band * rows + r]) * mult
+                acc ^= acc >> np.uint64(32)
+            keys[:, band] = acc
+    return keys
+
+
+def candidate_probability(s: float, bands: int, rows: int) -> float:
+    """P(candidate) for a pair of Jaccard similarity s: 1 - (1 - s^r)^b."""
+    return 1.0 - (1.0 - s ** rows) ** bands
+
+
+def _integrate(f, lo: float, hi: float, steps: int = 200) -> float:
+    h = (hi - lo) / steps
+    return sum(f(lo + (i + 0.5) * h) for i in range(steps)) * h
+
+
+def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5
+                 ) -> tuple[int, int, float, float]:
+    """(bands, rows, false-positive area, false-negative area) minimising the weighted error around
+    ``threshold`` over b * r <= num_perm (the area under the S-curve below the threshold is the
+    false-positive mass, the area above it the false-negative mass)."""
+    best = None
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = _integrate(lambda s, b=b, r=r: candidate_probability(s, b, r), 0.0, threshold)
+            fn = _integrate(lambda s, b=b, r=r: 1 - candidate_probability(s, b, r), threshold, 1.0)
+            err = fp * fp_weight + fn * fn_weight
+            if best is None or err < best[0] - 1e-12:
+                best = (err, b, r, fp, fn)
+    assert best is not None
+    return best[1], best[2], best[3], best[4]
+
+
+def s_curve(bands: int, rows: int, points: tuple[float, ...] = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+            ) -> dict[float, float]:
+    return {s: round(candidate_probability(s, bands, rows), 4) for s in points}
+
+
+def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
+    """Share of equal slots, row by row."""
+    return (sig_a == sig_b).mean(axis=-1)
+
+
+def threshold_of(bands: int, rows: int) -> float:
+    """The similarity where the S-curve is steepest, about (1/b)^(1/r)."""
+    return math.pow(1.0 / bands, 1.0 / rows)

@@ -1,0 +1,119 @@
+"""Deduplication: exact duplicates with a stated survivor policy; MinHash signatures (datasketch-compatible
+mode), band keys and the (bands, rows) chooser."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tokenmill.dedup.exact_stage import ExactDedupParams, exact_dedup
+from tokenmill.dedup.minhash import (
+    MinHashSpec,
+    band_keys,
+    candidate_probability,
+    choose_bands,
+    estimated_jaccard,
+    normalised_words,
+    s_curve,
+    shingle_hashes,
+    signatures,
+)
+from tokenmill.schema import REMOVED_BY
+from tokenmill.stage import StageContext
+
+DOCS = [
+    ("a1", "src-b", "u1", "The Bakery opens at six, and the line reaches the bus stop."),
+    ("a2", "src-a", "u2", "the bakery opens at SIX and the line   reaches the bus stop!!"),
+    ("a3", "src-a", "u3", "The bakery opens at seven, and the line reaches the bus stop."),
+    ("b1", "src-a", "u4", "Prices rose by 12% in 2023."),
+    ("b2", "src-b", "u5", "Prices rose by 15% in 2024 ..."),
+    ("c1", "src-a", "u6", "Unrelated text about rivers."),
+]
+
+
+def _frame(spark):
+    return spark.createDataFrame([(*d, None) for d in DOCS],
+                                 "id string, source string, url string, text string, removed_by string")
+
+
+def _ctx(spark, tmp_path):
+    return StageContext(spark, SimpleNamespace(), str(tmp_path / "c.yaml"), str(tmp_path / "w"))
+
+
+def test_exact_dedup_policy(spark, tmp_path):
+    out = exact_dedup(_ctx(spark, tmp_path), _frame(spark), ExactDedupParams(stage="exact_dedup"))
+    got = {r["id"]: (r[REMOVED_BY], r["dup_of"], r["dup_cluster_size"]) for r in out.collect()}
+    # a1/a2 and b1/b2 normalise to the same text (case, punctuation, whitespace, digits); the longer raw
+    # text survives (a2 has extra spaces and marks; b2 its " ..."), a3 differs by a word.
+    assert got == {"a1": ("exact_dedup:duplicate", "a2", 2), "a2": (None, None, 2), "a3": (None, None, 1),
+                   "b1": ("exact_dedup:duplicate", "b2", 2), "b2": (None, None, 2), "c1": (None, None, 1)}
+    by_source = exact_dedup(_ctx(spark, tmp_path), _frame(spark),
+                            ExactDedupParams(stage="exact_dedup", prefer=[], source_priority=["src-b"]))
+    kept = {r["id"] for r in by_source.where("removed_by is null").collect()}
+    assert kept == {"a1", "a3", "b2", "c1"}  # src-b wins both pairs
+    by_id = exact_dedup(_ctx(spark, tmp_path), _frame(spark), ExactDedupParams(stage="exact_dedup", prefer=[]))
+    assert {r["id"] for r in by_id.where("removed_by is null").collect()} == {"a1", "a3", "b1", "c1"}
+    by_url = exact_dedup(_ctx(spark, tmp_path), _frame(spark), ExactDedupParams(stage="exact_dedup", by_url=True))
+    assert by_url.where("removed_by is not null").count() == 0  # every URL differs
+    raw = exact_dedup(_ctx(spark, tmp_path), _frame(spark), ExactDedupParams(stage="exact_dedup", normalise=False))
+    assert raw.where("removed_by is not null").count() == 0
+
+
+def test_exact_dedup_same_result_for_any_partitioning(spark, tmp_path):
+    one = exact_dedup(_ctx(spark, tmp_path), _frame(spark).coalesce(1), ExactDedupParams(stage="exact_dedup"))
+    many = exact_dedup(_ctx(spark, tmp_path), _frame(spark).repartition(5), ExactDedupParams(stage="exact_dedup"))
+    assert sorted(map(tuple, one.select("id", REMOVED_BY, "dup_of").collect())) == sorted(
+        map(tuple, many.select("id", REMOVED_BY, "dup_of").collect()))
+
+
+def test_signatures_match_datasketch():
+    datasketch = pytest.importorskip("datasketch")
+    texts = [d[3] for d in DOCS] + ["", "two words", "x " * 300]
+    spec = MinHashSpec(num_perm=64, seed=7, mode="datasketch")
+    h, o = shingle_hashes(texts, spec)
+    sig = signatures(h, o, spec)
+    for text, row in zip(texts, sig, strict=True):
+        words = normalised_words(text)
+        grams = {" ".join(words[i:i + 5]) for i in range(len(words) - 4)} or ({" ".join(words)} if words else set())
+        m = datasketch.MinHash(num_perm=64, seed=7, scheme="legacy")
+        for g in grams:
+            m.update(g.encode("utf-8"))
+        assert np.array_equal(m.hashvalues, row)
+
+
+def test_signatures_estimate_jaccard():
+    def word(i: int, prefix: str) -> str:  # letters only: digits are normalised to 0
+        return prefix + "".join(chr(97 + (i // 26 ** k) % 26) for k in range(3))
+
+    base = [word(i, "w") for i in range(400)]
+    edited = list(base)
+    for i in range(0, 400, 40):
+        edited[i] = word(i, "x")  # 10 one-word edits
+    shuffled = base[200:] + base[:200]
+    other = [word(i, "z") for i in range(400)]
+    texts = [" ".join(t) for t in (base, edited, shuffled, other)]
+    spec = MinHashSpec(num_perm=256)
+    h, o = shingle_hashes(texts, spec)
+    sig = signatures(h, o, spec)
+    grams = [{tuple(t.split()[i:i + 5]) for i in range(396)} for t in texts]
+    for j in (1, 2, 3):
+        true = len(grams[0] & grams[j]) / len(grams[0] | grams[j])
+        assert abs(estimated_jaccard(sig[0], sig[j]) - true) < 0.08
+    assert estimated_jaccard(sig[0], sig[3]) == 0.0
+    # Coefficients are drawn over [1, p): unrelated documents never collide in every slot, and the
+    # permutations disagree (they do not all pick the same shingle).
+    assert len({int(np.argmin(sig[0]))}) == 1 and len(set(sig[0].tolist())) > 200
+    keys = band_keys(sig, 14, 8)
+    assert keys.shape == (4, 14) and not (keys[0] == keys[3]).any()
+    assert (keys[0] == keys[0]).all()
+
+
+def test_band_chooser_and_s_curve():
+    assert s_curve(14, 8)[0.8] == pytest.approx(0.9235, abs=1e-4)  # FineWeb's 14 x 8: 0.92 at 0.8
+    assert candidate_probability(0.7, 14, 8) == pytest.approx(0.5645, abs=1e-4)
+    b, r, fp, fn = choose_bands(0.8, 112)
+    assert b * r <= 112 and 0.70 < (1 / b) ** (1 / r) < 0.85
+    b2, r2, _, fn2 = choose_bands(0.8, 112, fp_weight=0.1, fn_weight=0.9)
+    assert fn2 <= fn  # weighting false negatives more never raises them
