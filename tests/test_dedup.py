@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from tokenmill.dedup.exact_stage import ExactDedupParams, exact_dedup
 from tokenmill.dedup.minhash import (
@@ -117,3 +118,76 @@ def test_band_chooser_and_s_curve():
     assert b * r <= 112 and 0.70 < (1 / b) ** (1 / r) < 0.85
     b2, r2, _, fn2 = choose_bands(0.8, 112, fp_weight=0.1, fn_weight=0.9)
     assert fn2 <= fn  # weighting false negatives more never raises them
+
+
+def _words(prefix: str, n: int, start: int = 0) -> list[str]:
+    return [prefix + "".join(chr(97 + (i // 26 ** k) % 26) for k in range(3)) for i in range(start, start + n)]
+
+
+def _near_dup_frame(spark, extra=()):
+    base = _words("w", 300)
+    one_edit = list(base)
+    one_edit[150] = "changed"
+    # A chain: A ~ B and B ~ C, while A and C are further apart than the threshold.
+    a = _words("c", 400)
+    b = a[:360] + _words("d", 40)
+    c = a[:320] + _words("d", 40) + _words("e", 40)
+    rows = [
+        ("d1", "s1", " ".join(base)), ("d2", "s2", " ".join(base)),           # identical
+        ("d3", "s1", " ".join(one_edit)),                                      # one word changed
+        ("d4", "s1", " ".join(_words("u", 300))),                              # unrelated
+        ("d5", "s2", " ".join(_words("v", 300))),                              # unrelated
+        ("ca", "s1", " ".join(a)), ("cb", "s1", " ".join(b)), ("cc", "s1", " ".join(c)),
+        ("e1", "s1", ""),                                                      # empty: no shingles
+        *extra,
+    ]
+    return spark.createDataFrame([(i, s, None, t, None) for i, s, t in rows],
+                                 "id string, source string, url string, text string, removed_by string")
+
+
+def test_minhash_dedup_clusters(spark, tmp_path):
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    ctx = _ctx(spark, tmp_path)
+    out = minhash_dedup(ctx, _near_dup_frame(spark), MinHashDedupParams(stage="minhash_dedup", threshold=0.7))
+    got = {r["id"]: (r[REMOVED_BY], r["dup_cluster"], r["dup_cluster_size"], r["dup_of"]) for r in out.collect()}
+    # d1, d2, d3 form one cluster; all have the same length except d3 ("changed" is longer than the word it
+    # replaced): the longest survives.
+    assert got["d3"] == (None, "d1", 3, None)
+    assert got["d1"] == ("minhash_dedup:near_duplicate", "d1", 3, "d3")
+    assert got["d2"] == ("minhash_dedup:near_duplicate", "d1", 3, "d3")
+    assert got["d4"] == (None, "d4", 1, None) and got["d5"] == (None, "d5", 1, None)
+    assert got["e1"] == (None, "e1", 1, None)
+    # Transitivity: ca ~ cb ~ cc are one cluster around the smallest id.
+    assert {got[k][1] for k in ("ca", "cb", "cc")} == {"ca"} and got["ca"][2] == 3
+    assert sum(1 for k in ("ca", "cb", "cc") if got[k][0] is None) == 1
+    report = ctx.reports["minhash_dedup"]
+    assert report["candidate_pairs"] >= report["pairs_after_verification"] >= 4
+    assert report["connected_components"]["converged"]
+
+
+def test_minhash_dedup_deterministic_across_partitions(spark, tmp_path):
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    params = MinHashDedupParams(stage="minhash_dedup", threshold=0.7, prefer=[], source_priority=["s2"])
+    results = []
+    for parts in (1, 3, 7):
+        df = _near_dup_frame(spark).repartition(parts)
+        out = minhash_dedup(_ctx(spark, tmp_path), df, params)
+        results.append(sorted(map(tuple, out.select("id", REMOVED_BY, "dup_cluster", "dup_of").collect())))
+    assert results[0] == results[1] == results[2]
+    kept = {r[0] for r in results[0] if r[1] is None}
+    assert "d2" in kept and "d1" not in kept  # source priority: s2 first
+
+
+def test_minhash_dedup_giant_bucket(spark, tmp_path):
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    boiler = " ".join(_words("b", 200))
+    extra = [(f"g{i:04d}", "s1", boiler) for i in range(400)]  # 400 copies: one bucket per band
+    ctx = _ctx(spark, tmp_path)
+    out = minhash_dedup(ctx, _near_dup_frame(spark, extra), MinHashDedupParams(stage="minhash_dedup"))
+    kept = out.where(F.col("id").startswith("g") & F.col(REMOVED_BY).isNull()).select("id").collect()
+    assert [r["id"] for r in kept] == ["g0000"]  # same length: the smallest id survives
+    assert ctx.reports["minhash_dedup"]["largest_buckets"][0]["size"] == 400
+    assert ctx.reports["minhash_dedup"]["candidate_pairs"] <= 14 * 400  # star edges, not 400^2 / 2 pairs

@@ -79,6 +79,38 @@ def _run_decontaminate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dedup_minhash(args: argparse.Namespace) -> int:
+    """The pipeline of a config with a `minhash_dedup` stage, then its report."""
+    result = _pipeline(args, required_stage="minhash_dedup")
+    for label, rep in result.manifest.get("stage_reports", {}).items():
+        if "candidate_pairs" not in rep:
+            continue
+        print(f"\n{label}: {rep['bands']} bands x {rep['rows']} rows, threshold {rep['threshold']}, "
+              f"S-curve {rep['s_curve']}")
+        print(f"candidate pairs {rep['candidate_pairs']:,}, after verification {rep['pairs_after_verification']:,}; "
+              f"clusters by size {rep['clusters_by_size']}; components in {rep['connected_components']['rounds']} rounds")
+    return 0
+
+
+def _bands_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of a true duplicate")
+    parser.add_argument("--num-perm", type=int, default=112)
+    parser.add_argument("--fp-weight", type=float, default=0.5)
+    parser.add_argument("--fn-weight", type=float, default=0.5)
+
+
+def _run_bands(args: argparse.Namespace) -> int:
+    from .dedup.minhash import choose_bands, s_curve
+
+    b, r, fp, fn = choose_bands(args.threshold, args.num_perm, args.fp_weight, args.fn_weight)
+    print(f"bands {b} x rows {r} = {b * r} of {args.num_perm} hashes   (false-positive area {fp:.4f}, "
+          f"false-negative area {fn:.4f}; steepest near {(1 / b) ** (1 / r):.3f})")
+    print("similarity  P(candidate) = 1 - (1 - s^r)^b")
+    for s_, p in s_curve(b, r).items():
+        print(f"  {s_:.2f}      {p:.4f}")
+    return 0
+
+
 def _sample_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="data/sample", help="folder to write the sample corpus into")
     parser.add_argument("--pages", type=int, default=None, help="number of HTML pages in the WARC (default: the sample size)")
@@ -184,6 +216,10 @@ JOBS: dict[str, Job] = {
                        "langid setup on a labelled JSONL", _langid_eval_args, _run_langid_eval),
     "quality_rules": Job("quality_rules", "re-apply a quality rule set with new thresholds to stored qs_* signals "
                          "(per-rule counts, nothing recomputed)", _quality_args, _run_quality_rules),
+    "dedup_minhash": Job("dedup_minhash", "near-duplicate removal (MinHash LSH, star edges, verification, "
+                         "connected components) and its report", _config_args, _run_dedup_minhash),
+    "minhash_bands": Job("minhash_bands", "choose bands x rows for a similarity threshold and print the S-curve",
+                         _bands_args, _run_bands),
     "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",
                   _sample_args, _run_sample),
 }

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 
 from .dedup import decontam_stage as _decontam  # noqa: F401  (registers `decontaminate`)
 from .dedup import exact_stage as _exact  # noqa: F401  (registers `exact_dedup`)
+from .dedup import minhash_stage as _minhash  # noqa: F401  (registers `minhash_dedup`)
 from .io.sources import read_source
 from .langid import stage as _langid  # noqa: F401  (registers `langid`, `language_filter`)
 from .quality import lists_stage as _lists  # noqa: F401  (registers `url_filter`, `word_filter`)

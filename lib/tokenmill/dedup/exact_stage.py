@@ -19,11 +19,9 @@ DUP_CLUSTER_SIZE = "dup_cluster_size"
 DUP_OF = "dup_of"
 
 
-class ExactDedupParams(StageParams):
-    """Exact duplicates of the normalised text (and, with `by_url`, of the URL as well)."""
+class SurvivorParams(StageParams):
+    """Which document of a duplicate group survives: stated in the config, deterministic."""
 
-    normalise: bool = True  # False: the text byte for byte
-    by_url: bool = False  # also key on the URL (only pages with the same URL and text are duplicates)
     # Survivor policy, in order: columns to prefer ("-col" = highest first, "col" = lowest first); the
     # pseudo-column `length` is the text length. The id always breaks the last tie, so the choice is stable.
     prefer: list[str] = Field(default_factory=lambda: ["-length"])
@@ -37,6 +35,16 @@ class ExactDedupParams(StageParams):
                 raise ValueError("empty column name in `prefer`")
         return v
 
+    def policy_columns(self) -> list[str]:
+        return [p.lstrip("-") for p in self.prefer if p.lstrip("-") != "length"]
+
+
+class ExactDedupParams(SurvivorParams):
+    """Exact duplicates of the normalised text (and, with `by_url`, of the URL as well)."""
+
+    normalise: bool = True  # False: the text byte for byte
+    by_url: bool = False  # also key on the URL (only pages with the same URL and text are duplicates)
+
 
 def normalised_text(text: Column) -> Column:
     t = F.lower(text)
@@ -45,7 +53,7 @@ def normalised_text(text: Column) -> Column:
     return F.trim(F.regexp_replace(t, r"\s+", " "))
 
 
-def survivor_order(params: ExactDedupParams, columns: list[str]) -> list[Column]:
+def survivor_order(params: SurvivorParams, columns: list[str], length: Column | None = None) -> list[Column]:
     """The ordering whose first row survives: source priority, the preferred columns, then the id."""
     order: list[Column] = []
     if params.source_priority:
@@ -53,7 +61,7 @@ def survivor_order(params: ExactDedupParams, columns: list[str]) -> list[Column]
         order.append(F.coalesce(rank[F.col(SOURCE)], F.lit(len(params.source_priority))).asc())
     for p in params.prefer:
         name = p.lstrip("-")
-        col = F.length(F.col(TEXT)) if name == "length" else F.col(name)
+        col = (length if length is not None else F.length(F.col(TEXT))) if name == "length" else F.col(name)
         if name != "length" and name not in columns:
             raise ValueError(f"exact_dedup: `prefer` names column {name!r}, not in the data ({', '.join(columns)})")
         order.append(col.desc_nulls_last() if p.startswith("-") else col.asc_nulls_last())

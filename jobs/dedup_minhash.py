@@ -1,0 +1,8 @@
+"""spark-submit entry point: `dedup_minhash` (see `python -m tokenmill dedup_minhash --help`)."""
+
+import sys
+
+from tokenmill.runner import main
+
+if __name__ == "__main__":
+    sys.exit(main("dedup_minhash"))

@@ -1,0 +1,141 @@
+"""The `minhash_dedup` stage: near-duplicate removal with MinHash LSH, star edges, optional verification,
+connected components in Spark and a deterministic survivor per cluster.
+
+1. Signatures and band keys per live document, in Arrow batches (numpy; see minhash.py).
+2. LSH: (band, key, id) rows grouped by (band, key); every bucket emits star edges from its members to its
+   smallest id, never all pairs, so a boilerplate bucket of 10^5 pages costs 10^5 edges. Bucket sizes are
+   reported.
+3. Verification (on by default): an edge whose estimated Jaccard (equal signature slots) is below the
+   threshold is dropped, so LSH false positives do not chain unrelated documents together.
+4. Connected components (components.py), then the survivor of each cluster by the stated policy (source
+   priority, preferred columns, length, then the smallest id): the others are removed with `dup_of`.
+Everything keys on the stable document ids, so the same input gives the same output for any partitioning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from ..schema import ID, SOURCE, TEXT, require_columns
+from ..stage import StageContext, live, mark_removed, register
+from .components import components
+from .exact_stage import DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF, SurvivorParams, survivor_order
+from .minhash import MinHashSpec, band_keys, s_curve, shingle_hashes, signatures
+
+
+class MinHashDedupParams(SurvivorParams):
+    """MinHash LSH near-duplicate removal (FineWeb's defaults: word 5-grams, 112 hashes = 14 bands x 8 rows)."""
+
+    num_perm: int = Field(default=112, ge=2)
+    bands: int = Field(default=14, ge=1)
+    rows: int = Field(default=8, ge=1)
+    ngram: int = Field(default=5, ge=1)
+    shingle: Literal["word", "char"] = "word"
+    seed: int = 1
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)  # Jaccard of a true duplicate
+    verify: bool = True  # drop candidate pairs whose estimated Jaccard is below the threshold
+    max_rounds: int = Field(default=40, ge=1)  # connected-components rounds before giving up
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+    def spec(self) -> MinHashSpec:
+        return MinHashSpec(num_perm=self.num_perm, ngram=self.ngram, shingle=self.shingle, seed=self.seed)
+
+
+def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
+    """Live documents as (id, source, __len, <policy columns>, sig array<bigint>, bands array<bigint>,
+    has_shingles): what the graph and the survivor policy need, so the input is read once more only at the end."""
+    spec = params.spec()
+    perms = spec.permutations()
+    keep = [ID, SOURCE, *[c for c in params.policy_columns() if c not in (ID, SOURCE)]]
+    missing = [c for c in keep if c not in df.columns]
+    if missing:
+        raise ValueError(f"minhash_dedup: `prefer` names column(s) {', '.join(missing)}, not in the data")
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            texts = [t or "" for t in b.column(TEXT).to_pylist()]
+            h, o = shingle_hashes(texts, spec)
+            sig = signatures(h, o, spec, perms)
+            keys = band_keys(sig, params.bands, params.rows)
+            empty = np.diff(o) == 0  # nothing to compare: never a candidate
+            keys[empty] = 0
+            n = len(texts)
+            yield pa.RecordBatch.from_arrays(
+                [*(b.column(c) for c in keep), pc.utf8_length(b.column(TEXT)).cast(pa.int64()),
+                 pa.FixedSizeListArray.from_arrays(pa.array(sig.view(np.int64).ravel()), spec.num_perm).cast(
+                     pa.list_(pa.int64())),
+                 pa.FixedSizeListArray.from_arrays(pa.array(keys.view(np.int64).ravel()), params.bands).cast(
+                     pa.list_(pa.int64())),
+                 pa.array(~empty if n else np.zeros(0, bool))],
+                names=[*keep, "__len", "sig", "bands", "has_shingles"])
+
+    base = {f.name: f for f in df.schema.fields}
+    schema = T.StructType([base[c] for c in keep] + [
+        T.StructField("__len", T.LongType()), T.StructField("sig", T.ArrayType(T.LongType())),
+        T.StructField("bands", T.ArrayType(T.LongType())), T.StructField("has_shingles", T.BooleanType())])
+    return df.where(live(df)).select(*keep, TEXT).mapInArrow(run, schema)
+
+
+@register("minhash_dedup", "filter", MinHashDedupParams)
+def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
+    """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
+    name = params.id or "minhash_dedup"
+    require_columns(df.columns, (ID, TEXT, SOURCE), name)
+    sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
+    buckets = sigs.select(ID, F.posexplode("bands").alias("band", "key"))
+    sizes = buckets.groupBy("band", "key").agg(F.min(ID).alias("center"), F.count(F.lit(1)).alias("size"))
+    shared = sizes.where(F.col("size") > 1)
+    edges = (buckets.join(shared, ["band", "key"]).where(F.col(ID) != F.col("center"))
+             .select(F.col(ID).alias("u"), F.col("center").alias("v")).distinct()).localCheckpoint()
+    n_candidates = edges.count()
+    if params.verify:
+        a = sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
+        b = sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
+        est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
+                          lambda acc, x: acc + x) / F.lit(params.num_perm)
+        edges = (edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v")
+                 ).localCheckpoint()
+    n_verified = edges.count()
+    roots, cc_log = components(edges, params.max_rounds)
+    members = sigs.join(roots.withColumnRenamed("node", ID), ID, "inner")
+    w = Window.partitionBy("root").orderBy(*survivor_order(params, sigs.columns, F.col("__len")))
+    whole = Window.partitionBy("root")
+    decided = (members.select(ID, "root", F.row_number().over(w).alias("__rank"),
+                              F.first(ID).over(w).alias("__keep"), F.count(F.lit(1)).over(whole).alias("__size")))
+    out = df.join(decided, ID, "left")
+    out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
+           .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
+           .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.col("__keep"))))
+    out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "near_duplicate")
+    report = _report(sizes, decided, params, n_candidates, n_verified, cc_log)
+    ctx.reports[name] = report
+    return out.drop("root", "__rank", "__keep", "__size")
+
+
+def _report(sizes: DataFrame, decided: DataFrame, params: MinHashDedupParams, n_candidates: int,
+            n_verified: int, cc_log: dict) -> dict:
+    """Bucket and cluster sizes (small aggregates), candidate pairs before/after verification, the S-curve."""
+    largest = [{"band": r["band"], "size": r["size"]} for r in
+               sizes.orderBy(F.desc("size"), "band", "key").limit(10).collect()]  # 10 rows
+    clusters = decided.where(F.col("__rank") == 1).select("__size")
+    bucket = (F.when(F.col("__size") <= 2, "2").when(F.col("__size") <= 5, "3-5").when(F.col("__size") <= 20, "6-20")
+              .when(F.col("__size") <= 100, "21-100").otherwise(">100"))
+    by_size = {r["b"]: r["n"] for r in clusters.groupBy(bucket.alias("b")).agg(F.count(F.lit(1)).alias("n")).collect()}
+    return {"num_perm": params.num_perm, "bands": params.bands, "rows": params.rows, "ngram": params.ngram,
+            "shingle": params.shingle, "threshold": params.threshold, "s_curve": s_curve(params.bands, params.rows),
+            "candidate_pairs": n_candidates, "pairs_after_verification": n_verified, "verify": params.verify,
+            "largest_buckets": largest, "clusters_by_size": by_size, "connected_components": cc_log}
