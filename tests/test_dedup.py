@@ -191,3 +191,36 @@ def test_minhash_dedup_giant_bucket(spark, tmp_path):
     assert [r["id"] for r in kept] == ["g0000"]  # same length: the smallest id survives
     assert ctx.reports["minhash_dedup"]["largest_buckets"][0]["size"] == 400
     assert ctx.reports["minhash_dedup"]["candidate_pairs"] <= 14 * 400  # star edges, not 400^2 / 2 pairs
+
+
+def test_minhash_precision_recall_on_known_groups(spark, tmp_path):
+    """Generated documents with known near-duplicate groups (a few percent of words edited, Jaccard of
+    5-gram sets about 0.8-0.9): pair precision and recall at threshold 0.8 both at least 0.95."""
+    import random
+
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    rng = random.Random(5)
+    vocab = _words("q", 5000)
+    rows, group = [], {}
+    for g in range(150):
+        base = [rng.choice(vocab) for _ in range(rng.randint(200, 400))]
+        copies = 1 + (rng.random() < 0.4) * rng.randint(1, 3)
+        for c in range(copies):
+            words = list(base)
+            if c:
+                for i in rng.sample(range(len(words)), max(1, len(words) // 100)):
+                    words[i] = rng.choice(vocab)  # about 1% of words: Jaccard of 5-grams ~0.9
+            doc_id = f"g{g:03d}-{c}"
+            rows.append((doc_id, "s", None, " ".join(words), None))
+            group[doc_id] = g
+    df = spark.createDataFrame(rows, "id string, source string, url string, text string, removed_by string")
+    out = minhash_dedup(_ctx(spark, tmp_path), df, MinHashDedupParams(stage="minhash_dedup", threshold=0.8))
+    cluster = {r["id"]: r["dup_cluster"] for r in out.select("id", "dup_cluster").collect()}
+    ids = sorted(cluster)
+    true_pairs = {(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if group[a] == group[b]}
+    found = {(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if cluster[a] == cluster[b]}
+    assert true_pairs, "the corpus has duplicate groups"
+    precision = len(found & true_pairs) / max(1, len(found))
+    recall = len(found & true_pairs) / len(true_pairs)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
