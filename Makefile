@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/langid.py --docs 10000 --out bench/results/langid.json
 	$(PY) bench/decontam.py --docs 100000 --items 10000 --out bench/results/decontam.json
 	$(PY) bench/quality.py --docs 20000 --dt-docs 1000 --out bench/results/quality.json
+	$(PY) bench/dedup.py --sizes 20000,100000 --out bench/results/dedup.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist
