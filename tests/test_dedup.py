@@ -224,3 +224,33 @@ def test_minhash_precision_recall_on_known_groups(spark, tmp_path):
     precision = len(found & true_pairs) / max(1, len(found))
     recall = len(found & true_pairs) / len(true_pairs)
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+
+
+def test_incremental_dedup_against_stored_index(spark, tmp_path):
+    """Run 1 builds the index; run 2 (a new 'snapshot') removes near copies of run-1 documents, dedups
+    within itself, leaves a re-seen document alone, and grows the index."""
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    index = str(tmp_path / "index")
+    params = MinHashDedupParams(stage="minhash_dedup", threshold=0.7, index=index)
+    first = _near_dup_frame(spark)
+    ctx = _ctx(spark, tmp_path)
+    minhash_dedup(ctx, first, params).collect()
+    assert ctx.reports["minhash_dedup"]["index"]["added_documents"] == 8  # every document with shingles
+
+    base = _words("w", 300)
+    edited = list(base)
+    edited[10] = "snapshot"
+    fresh = _words("n", 300)
+    rows = [("n1", "s1", " ".join(edited)),          # near copy of d1 (run 1)
+            ("n2", "s1", " ".join(fresh)), ("n3", "s1", " ".join(fresh)),  # duplicates of each other
+            ("d4", "s1", " ".join(_words("u", 300)))]  # seen before (same id): not a duplicate of itself
+    second = spark.createDataFrame([(i, s, None, t, None) for i, s, t in rows],
+                                   "id string, source string, url string, text string, removed_by string")
+    ctx2 = _ctx(spark, tmp_path)
+    got = {r["id"]: (r[REMOVED_BY], r["dup_of"]) for r in minhash_dedup(ctx2, second, params).collect()}
+    assert got["n1"] == ("minhash_dedup:near_duplicate", "d1")  # the earlier run's document wins
+    assert got["n2"] == (None, None) and got["n3"] == ("minhash_dedup:near_duplicate", "n2")
+    assert got["d4"] == (None, None)
+    assert ctx2.reports["minhash_dedup"]["index"] == {"path": ctx2.reports["minhash_dedup"]["index"]["path"],
+                                                      "added_documents": 3, "documents": 11}

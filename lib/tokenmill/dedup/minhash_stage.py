@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..io.hadoopfs import HadoopFS, qualify
 from ..schema import ID, SOURCE, TEXT, require_columns
 from ..stage import StageContext, live, mark_removed, register
 from .components import components
@@ -44,6 +45,11 @@ class MinHashDedupParams(SurvivorParams):
     threshold: float = Field(default=0.8, gt=0.0, le=1.0)  # Jaccard of a true duplicate
     verify: bool = True  # drop candidate pairs whose estimated Jaccard is below the threshold
     max_rounds: int = Field(default=40, ge=1)  # connected-components rounds before giving up
+    # Incremental dedup: a folder keeping the band table (Parquet, partitioned by band) and signatures of
+    # earlier runs. New documents are deduplicated against it and against each other; documents of earlier
+    # runs always survive. With update_index the run's new documents are appended when the stage runs.
+    index: str | None = None
+    update_index: bool = True
 
     @model_validator(mode="after")
     def _fits(self):
@@ -95,16 +101,35 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
     name = params.id or "minhash_dedup"
     require_columns(df.columns, (ID, TEXT, SOURCE), name)
+    spark = df.sparkSession
+    index = qualify(params.index) if params.index else None
     sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
-    buckets = sigs.select(ID, F.posexplode("bands").alias("band", "key"))
-    sizes = buckets.groupBy("band", "key").agg(F.min(ID).alias("center"), F.count(F.lit(1)).alias("size"))
-    shared = sizes.where(F.col("size") > 1)
-    edges = (buckets.join(shared, ["band", "key"]).where(F.col(ID) != F.col("center"))
+    new_b = sigs.select(ID, F.posexplode("bands").alias("band", "key")).withColumn("old", F.lit(False))
+    all_sigs = sigs.select(ID, "sig")
+    old_ids = None
+    if index and HadoopFS(spark, index).exists(f"{index}/bands"):
+        # Earlier runs: their band rows join this run's buckets; a document seen before (same id) is itself.
+        old_b = (spark.read.parquet(f"{index}/bands").select(ID, "band", "key")
+                 .join(sigs.select(ID), ID, "left_anti").withColumn("old", F.lit(True)))
+        old_sigs = spark.read.parquet(f"{index}/signatures").select(ID, "sig").join(sigs.select(ID), ID,
+                                                                                           "left_anti")
+        buckets = new_b.unionByName(old_b)
+        all_sigs = all_sigs.unionByName(old_sigs)
+        old_ids = old_b.select(ID).distinct()
+    else:
+        buckets = new_b
+    # Star centre: a document of an earlier run if the bucket has one (it is already published), else the
+    # smallest id. Buckets without a new document need nothing.
+    sizes = buckets.groupBy("band", "key").agg(
+        F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
+        F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
+    shared = sizes.where((F.col("size") > 1) & (F.col("n_new") > 0))
+    edges = (buckets.where(~F.col("old")).join(shared, ["band", "key"]).where(F.col(ID) != F.col("center"))
              .select(F.col(ID).alias("u"), F.col("center").alias("v")).distinct()).localCheckpoint()
     n_candidates = edges.count()
     if params.verify:
-        a = sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
-        b = sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
+        a = all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
+        b = all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
         est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
                           lambda acc, x: acc + x) / F.lit(params.num_perm)
         edges = (edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v")
@@ -113,25 +138,51 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     roots, cc_log = components(edges, params.max_rounds)
     members = sigs.join(roots.withColumnRenamed("node", ID), ID, "inner")
     w = Window.partitionBy("root").orderBy(*survivor_order(params, sigs.columns, F.col("__len")))
-    whole = Window.partitionBy("root")
-    decided = (members.select(ID, "root", F.row_number().over(w).alias("__rank"),
-                              F.first(ID).over(w).alias("__keep"), F.count(F.lit(1)).over(whole).alias("__size")))
+    csize = roots.groupBy("root").agg(F.count(F.lit(1)).alias("__size"))
+    decided = (members.select(ID, "root", F.row_number().over(w).alias("__rank"), F.first(ID).over(w).alias("__first"))
+               .join(csize, "root"))
+    if old_ids is not None:
+        # A cluster with a document of an earlier run keeps that one: every new member is a duplicate.
+        old_keep = (roots.join(old_ids.withColumnRenamed(ID, "node"), "node")
+                    .groupBy("root").agg(F.min("node").alias("__old")))
+        decided = decided.join(old_keep, "root", "left")
+    else:
+        decided = decided.withColumn("__old", F.lit(None).cast("string"))
+    decided = (decided.withColumn("__removed", F.col("__old").isNotNull() | (F.col("__rank") > 1))
+               .withColumn("__keep", F.coalesce(F.col("__old"), F.col("__first"))))
     out = df.join(decided, ID, "left")
     out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
            .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
-           .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.col("__keep"))))
-    out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "near_duplicate")
-    report = _report(sizes, decided, params, n_candidates, n_verified, cc_log)
+           .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
+    out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), name, "near_duplicate")
+    report = _report(sizes, csize, params, n_candidates, n_verified, cc_log)
+    if index and params.update_index:
+        report["index"] = _grow_index(spark, sigs, old_ids, index)
     ctx.reports[name] = report
-    return out.drop("root", "__rank", "__keep", "__size")
+    return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
 
 
-def _report(sizes: DataFrame, decided: DataFrame, params: MinHashDedupParams, n_candidates: int,
+def _grow_index(spark, sigs: DataFrame, old_ids: DataFrame | None, index: str) -> dict:
+    """Append this run's documents (not already indexed) to the band table (partitioned by band) and the
+    signature table, so the next run deduplicates against them without reading their text again."""
+    fresh = sigs
+    if old_ids is not None:
+        indexed = spark.read.parquet(f"{index}/signatures").select(ID)
+        fresh = sigs.join(indexed, ID, "left_anti")
+    fresh = fresh.localCheckpoint()
+    (fresh.select(ID, F.posexplode("bands").alias("band", "key")).write.mode("append")
+     .partitionBy("band").parquet(f"{index}/bands"))
+    fresh.select(ID, "sig").write.mode("append").parquet(f"{index}/signatures")
+    total = spark.read.parquet(f"{index}/signatures").count()
+    return {"path": index, "added_documents": fresh.count(), "documents": total}
+
+
+def _report(sizes: DataFrame, csize: DataFrame, params: MinHashDedupParams, n_candidates: int,
             n_verified: int, cc_log: dict) -> dict:
     """Bucket and cluster sizes (small aggregates), candidate pairs before/after verification, the S-curve."""
     largest = [{"band": r["band"], "size": r["size"]} for r in
                sizes.orderBy(F.desc("size"), "band", "key").limit(10).collect()]  # 10 rows
-    clusters = decided.where(F.col("__rank") == 1).select("__size")
+    clusters = csize.select("__size")
     bucket = (F.when(F.col("__size") <= 2, "2").when(F.col("__size") <= 5, "3-5").when(F.col("__size") <= 20, "6-20")
               .when(F.col("__size") <= 100, "21-100").otherwise(">100"))
     by_size = {r["b"]: r["n"] for r in clusters.groupBy(bucket.alias("b")).agg(F.count(F.lit(1)).alias("n")).collect()}
