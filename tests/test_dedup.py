@@ -215,7 +215,8 @@ def test_minhash_precision_recall_on_known_groups(spark, tmp_path):
             rows.append((doc_id, "s", None, " ".join(words), None))
             group[doc_id] = g
     df = spark.createDataFrame(rows, "id string, source string, url string, text string, removed_by string")
-    out = minhash_dedup(_ctx(spark, tmp_path), df, MinHashDedupParams(stage="minhash_dedup", threshold=0.8))
+    ctx = _ctx(spark, tmp_path)
+    out = minhash_dedup(ctx, df, MinHashDedupParams(stage="minhash_dedup", threshold=0.8))
     cluster = {r["id"]: r["dup_cluster"] for r in out.select("id", "dup_cluster").collect()}
     ids = sorted(cluster)
     true_pairs = {(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if group[a] == group[b]}
@@ -224,6 +225,8 @@ def test_minhash_precision_recall_on_known_groups(spark, tmp_path):
     precision = len(found & true_pairs) / max(1, len(found))
     recall = len(found & true_pairs) / len(true_pairs)
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    est = ctx.reports["minhash_dedup"]["estimate"]  # the report's own estimate, from a sample of ~1000
+    assert est["sample_docs"] > 100 and est["precision"] >= 0.9 and est["recall"] >= 0.9
 
 
 def test_incremental_dedup_against_stored_index(spark, tmp_path):

@@ -50,6 +50,9 @@ class MinHashDedupParams(SurvivorParams):
     # runs always survive. With update_index the run's new documents are appended when the stage runs.
     index: str | None = None
     update_index: bool = True
+    # Quality estimate for the report: about this many documents sampled by a stable hash of their id,
+    # every pair within the sample compared by exact Jaccard of its shingle sets (0: no estimate).
+    estimate_sample: int = Field(default=1000, ge=0)
 
     @model_validator(mode="after")
     def _fits(self):
@@ -156,10 +159,52 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
            .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
     out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), name, "near_duplicate")
     report = _report(sizes, csize, params, n_candidates, n_verified, cc_log)
+    if params.estimate_sample:
+        report["estimate"] = _estimate(df, decided, params)
     if index and params.update_index:
         report["index"] = _grow_index(spark, sigs, old_ids, index)
     ctx.reports[name] = report
     return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
+
+
+def _estimate(df: DataFrame, decided: DataFrame, params: MinHashDedupParams) -> dict:
+    """Precision and recall of the clustering on a stable random sample: exact Jaccard of every pair in it."""
+    live_df = df.where(live(df))
+    n = live_df.count()
+    if n == 0:
+        return {"sample_docs": 0}
+    rate = min(1.0, params.estimate_sample / n)
+    bucket = 1_000_000
+    pick = (F.abs(F.xxhash64(F.lit("estimate"), F.col(ID))) % bucket) < int(rate * bucket)
+    rows = (live_df.where(pick).select(ID, TEXT).join(decided.select(ID, "root"), ID, "left")
+            .collect())  # about estimate_sample rows: the sample itself
+    spec = params.spec()
+    from .minhash import shingle_hashes
+
+    texts = [r[TEXT] or "" for r in rows]
+    h, o = shingle_hashes(texts, spec)
+    sets = [set(h[o[i]:o[i + 1]].tolist()) for i in range(len(rows))]
+    cluster = [r["root"] or r[ID] for r in rows]
+    tp = fp = fn = 0
+    for i in range(len(rows)):
+        if not sets[i]:
+            continue
+        for j in range(i + 1, len(rows)):
+            if not sets[j]:
+                continue
+            small, big = (sets[i], sets[j]) if len(sets[i]) < len(sets[j]) else (sets[j], sets[i])
+            if len(small) < params.threshold * len(big):  # Jaccard <= |small| / |big|: cannot reach it
+                similar = False
+            else:
+                inter = len(small & big)
+                similar = inter / (len(small) + len(big) - inter) >= params.threshold
+            same = cluster[i] == cluster[j]
+            tp += similar and same
+            fp += same and not similar
+            fn += similar and not same
+    return {"sample_docs": len(rows), "pairs_same_cluster": tp + fp, "pairs_similar": tp + fn,
+            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else None}
 
 
 def _grow_index(spark, sigs: DataFrame, old_ids: DataFrame | None, index: str) -> dict:
