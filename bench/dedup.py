@@ -1,5 +1,5 @@
 """Benchmark: MinHash near-dedup, documents per second per core, with precision/recall, side by side with
-datasketch.MinHashLSH in one Python process (first step of issue 8's bench; MLlib and DataTrove to come).
+datasketch.MinHashLSH in one Python process and Spark MLlib's MinHashLSH (DataTrove to come).
 
 Corpus: `--docs` generated documents of 200-5,000 words (log-normal, mean about 600) from a 20,000-word
 letter vocabulary; 20% are near-duplicates of another document (about 1% of words edited; known groups).
@@ -91,10 +91,40 @@ def datasketch_run(ids: list[str], texts: list[str]) -> tuple[float, dict[str, s
     return time.perf_counter() - start, clusters
 
 
+def mllib_run(spark, path: str, ids: list[str], groups: list[int]) -> dict:
+    """Spark MLlib's MinHashLSH.approxSimilarityJoin on hashed word 5-grams (the GPT-3 approach, 10 tables)."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import HashingTF, MinHashLSH, NGram, RegexTokenizer
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(path).select("id", "text")
+    model_pipe = Pipeline(stages=[
+        RegexTokenizer(inputCol="text", outputCol="words", pattern="\\W+", toLowercase=True),
+        NGram(n=5, inputCol="words", outputCol="grams"),
+        HashingTF(inputCol="grams", outputCol="features", numFeatures=1 << 20, binary=True),
+        MinHashLSH(inputCol="features", outputCol="hashes", numHashTables=10, seed=1)])
+    start = time.perf_counter()
+    model = model_pipe.fit(df)
+    feats = model.transform(df).where(F.size("grams") > 0).cache()
+    pairs = (model.stages[-1].approxSimilarityJoin(feats, feats, 0.2, distCol="d")
+             .where(F.col("datasetA.id") < F.col("datasetB.id"))
+             .select(F.col("datasetA.id").alias("a"), F.col("datasetB.id").alias("b")).collect())  # the pairs
+    seconds = time.perf_counter() - start
+    feats.unpersist()
+    group = dict(zip(ids, groups, strict=True))
+    truth = pair_scores(ids, dict(zip(ids, map(str, groups), strict=True)), groups)["true_pairs"]
+    found = {(r["a"], r["b"]) for r in pairs}
+    hit = sum(1 for a, b in found if group[a] == group[b])
+    return {"seconds": round(seconds, 2), "docs_per_s_per_core": round(len(ids) / seconds / spark.sparkContext.defaultParallelism, 1),
+            "found_pairs": len(found), "precision": round(hit / max(1, len(found)), 4),
+            "recall_of_pairs": round(hit / max(1, truth), 4), "note": "pairs only (no clustering); 10 hash tables"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="20000,100000")
     ap.add_argument("--datasketch-max", type=int, default=20000, help="run datasketch up to this size")
+    ap.add_argument("--mllib-max", type=int, default=20000, help="run Spark MLlib up to this size")
     ap.add_argument("--out", default="bench/results/dedup.json")
     args = ap.parse_args()
 
@@ -126,6 +156,8 @@ def main() -> None:
                                    **pair_scores(ids, {r["id"]: r["dup_cluster"] for r in rows}, groups),
                                    "candidate_pairs": ctx.reports["minhash_dedup"]["candidate_pairs"],
                                    "after_verification": ctx.reports["minhash_dedup"]["pairs_after_verification"]}}
+        if n <= args.mllib_max:
+            run["spark_mllib"] = mllib_run(spark, path, ids, groups)
         if n <= args.datasketch_max:
             ds_s, ds_clusters = datasketch_run(ids, texts)
             run["datasketch_one_process"] = {"seconds": round(ds_s, 2), "docs_per_s_per_core": round(n / ds_s, 1),
