@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .ngrams import TokenHasher, batch_ngrams, tokens
 
@@ -84,21 +86,41 @@ def shingle_hashes(texts: list[str], spec: MinHashSpec, hasher: TokenHasher | No
             out.extend(hasher(grams).tolist())
             offsets.append(len(out))
         return np.array(out, dtype=np.uint64), np.array(offsets, dtype=np.int64)
-    words = [normalised_words(t) for t in texts]
-    lengths = np.array([len(w) for w in words], dtype=np.int64)
-    tok_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    flat = hasher([w for ws in words for w in ws])
+    flat, tok_off, words_arr = _word_hashes(texts, hasher)
+    lengths = np.diff(tok_off)
     hashes, starts = batch_ngrams(flat, tok_off, spec.ngram)
     doc_of = np.searchsorted(tok_off, starts, side="right") - 1
     # Documents with at least one word but fewer than n: their words as one shingle.
     short = np.flatnonzero((lengths > 0) & (lengths < spec.ngram))
     if len(short):
-        extra = np.array([int(hasher([" ".join(words[d])])[0]) for d in short.tolist()], dtype=np.uint64)
+        joined = [" ".join(words_arr[int(tok_off[d]):int(tok_off[d + 1])].to_pylist()) for d in short.tolist()]
+        extra = hasher(joined)
         hashes = np.concatenate([hashes, extra])
         doc_of = np.concatenate([doc_of, short])
     order = np.argsort(doc_of, kind="stable")
     counts = np.bincount(doc_of, minlength=len(texts))
     return hashes[order], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+_NON_WORD = r"[^\p{L}\p{M}\p{N}_]+"
+
+
+def _word_hashes(texts: list[str], hasher: TokenHasher) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Normalised words of the whole batch with Arrow kernels (NFKC, lower case, digits -> 0, split on
+    non-word characters), each distinct word hashed once: (hashes, per-document offsets, words)."""
+    arr = pc.utf8_lower(pc.utf8_normalize(pa.array(texts, pa.string()), "NFKC"))
+    arr = pc.replace_substring_regex(arr, r"\p{Nd}", "0")
+    lists = pc.split_pattern_regex(arr, _NON_WORD)
+    words = lists.flatten()
+    doc_of = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    keep = pc.greater(pc.utf8_length(words), 0)
+    words = words.filter(keep)
+    doc_of = doc_of[keep.to_numpy(zero_copy_only=False)]
+    enc = pc.dictionary_encode(words)
+    uniq = hasher(enc.dictionary.to_pylist())
+    hashes = uniq[enc.indices.to_numpy(zero_copy_only=False)] if len(words) else np.zeros(0, np.uint64)
+    counts = np.bincount(doc_of, minlength=len(texts))
+    return hashes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), words
 
 
 def _char_grams(s: str, n: int) -> list[str]:
