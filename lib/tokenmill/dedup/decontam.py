@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from ..arrays import expand_ranges
 from .benchmarks import BenchmarkSpec, Item
 from .ngrams import TokenHasher, batch_ngrams, ngram_hashes, token_spans, tokens
 
@@ -216,8 +217,7 @@ def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set
         if not counts.sum():
             continue
         # every (document, item) pair behind those n-grams, and how many n-grams each shares (vectorised)
-        rel = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        item_ids = mi.table.items[np.repeat(first, counts) + rel].astype(np.int64)
+        item_ids = mi.table.items[expand_ranges(first, counts)].astype(np.int64)
         codes = np.repeat(pairs[:, 0], counts) * len(mi.totals) + item_ids
         uniq, shared = np.unique(codes, return_counts=True)
         doc_of, item_of = uniq // len(mi.totals), uniq % len(mi.totals)

@@ -160,24 +160,24 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), name, "near_duplicate")
     report = _report(sizes, csize, params, n_candidates, n_verified, cc_log)
     if params.estimate_sample:
-        report["estimate"] = _estimate(df, decided, params)
+        report["estimate"] = _estimate(df, sigs, decided, params)
     if index and params.update_index:
         report["index"] = _grow_index(spark, sigs, old_ids, index)
     ctx.reports[name] = report
     return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
 
 
-def _estimate(df: DataFrame, decided: DataFrame, params: MinHashDedupParams) -> dict:
+def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHashDedupParams) -> dict:
     """Precision and recall of the clustering on a stable random sample: exact Jaccard of every pair in it."""
     live_df = df.where(live(df))
-    n = live_df.count()
+    n = sigs.count()  # the checkpointed signature frame: no second pass over the input for the rate
     if n == 0:
         return {"sample_docs": 0}
     rate = min(1.0, params.estimate_sample / n)
     bucket = 1_000_000
     pick = (F.abs(F.xxhash64(F.lit("estimate"), F.col(ID))) % bucket) < int(rate * bucket)
     rows = (live_df.where(pick).select(ID, TEXT).join(decided.select(ID, "root"), ID, "left")
-            .collect())  # about estimate_sample rows: the sample itself
+            .collect())  # small: about estimate_sample rows, the sample itself
     spec = params.spec()
     from .minhash import shingle_hashes
 
@@ -226,11 +226,12 @@ def _report(sizes: DataFrame, csize: DataFrame, params: MinHashDedupParams, n_ca
             n_verified: int, cc_log: dict) -> dict:
     """Bucket and cluster sizes (small aggregates), candidate pairs before/after verification, the S-curve."""
     largest = [{"band": r["band"], "size": r["size"]} for r in
-               sizes.orderBy(F.desc("size"), "band", "key").limit(10).collect()]  # 10 rows
+               sizes.orderBy(F.desc("size"), "band", "key").limit(10).collect()]  # small: 10 rows
     clusters = csize.select("__size")
     bucket = (F.when(F.col("__size") <= 2, "2").when(F.col("__size") <= 5, "3-5").when(F.col("__size") <= 20, "6-20")
               .when(F.col("__size") <= 100, "21-100").otherwise(">100"))
-    by_size = {r["b"]: r["n"] for r in clusters.groupBy(bucket.alias("b")).agg(F.count(F.lit(1)).alias("n")).collect()}
+    size_rows = clusters.groupBy(bucket.alias("b")).agg(F.count(F.lit(1)).alias("n")).collect()  # small: 5 rows
+    by_size = {r["b"]: r["n"] for r in size_rows}
     return {"num_perm": params.num_perm, "bands": params.bands, "rows": params.rows, "ngram": params.ngram,
             "shingle": params.shingle, "threshold": params.threshold, "s_curve": s_curve(params.bands, params.rows),
             "candidate_pairs": n_candidates, "pairs_after_verification": n_verified, "verify": params.verify,

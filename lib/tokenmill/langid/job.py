@@ -40,7 +40,7 @@ def langid_eval_job(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.input}: no field(s) {', '.join(missing)} in the records "
                               f"(fields: {', '.join(df.columns) or 'none'})")
         text, label = F.col(args.text_field), F.col(args.label_field)
-        bad = df.where(text.isNull() | label.isNull()).select(F.input_file_name().alias("f")).limit(1).collect()
+        bad = df.where(text.isNull() | label.isNull()).select(F.input_file_name().alias("f")).limit(1).collect()  # small: 1 row
         if bad:
             raise ConfigError(f"{bad[0]['f']}: a record has no `{args.text_field}` or `{args.label_field}`")
         golds = [r[0] for r in df.select(label.cast("string")).distinct().collect()]  # small: one row per language

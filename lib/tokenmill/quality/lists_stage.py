@@ -24,6 +24,7 @@ from pyspark.sql.functions import arrow_udf
 
 from ..config import Strict
 from ..errors import ConfigError
+from ..io.paths import expand
 from ..schema import LANG, TEXT, URL, require_columns
 from ..stage import StageContext, StageParams, live, mark_removed, register
 from .words import no_space_language
@@ -116,13 +117,13 @@ class UrlFilterParams(StageParams):
 
 
 def _file_stamps(paths: list[str]) -> list:
+    """Size and modification time of each list file (io.paths.expand), so an edited list reruns the stage."""
     out = []
     for p in paths:
         try:
-            fs, _, [path] = fsspec.get_fs_token_paths(p)
-            info = fs.info(path)
-            out.append([p, info.get("size"), str(info.get("mtime") or info.get("LastModified") or "")])
-        except (FileNotFoundError, OSError):
+            f = expand([p])[0]
+            out.append([p, f.size, f.mtime])
+        except ConfigError:  # missing: the stage itself says so when it reads the list
             out.append([p, None, None])
     return out
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..arrays import expand_ranges
 from .stopwords import stop_words_for
 from .words import SENTENCE_END, no_space_language, tokenize_batch, words_for
 
@@ -248,8 +249,7 @@ def _words(texts: list, langs: list, present: list[int], per_char: list[bool]) -
             counts.append(s_off[si + 1] - s_off[si])
             si += 1
     counts_np = np.asarray(counts, np.int64)
-    within = np.arange(int(counts_np.sum())) - np.repeat(np.cumsum(counts_np) - counts_np, counts_np)
-    take = np.repeat(np.asarray(starts, np.int64), counts_np) + within
+    take = expand_ranges(np.asarray(starts, np.int64), counts_np)
     pool = pa.concat_arrays([s_tokens, c_tokens])
     return pool.take(pa.array(take, pa.int64())), np.concatenate([[0], np.cumsum(counts_np)]).astype(np.int64)
 

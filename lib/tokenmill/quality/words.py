@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import regex
 
+from ..arrays import expand_ranges
+
 # Character classes (after spaCy's lang/char_classes.py, written as Unicode properties).
 _PUNCT = r"…,:;!?¿؟¡()\[\]{}<>_#*&。？！，、；：～·।،۔؛٪"
 _QUOTES = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧"
@@ -309,9 +311,8 @@ def tokenize_batch(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
     take[starts[t_idx] + 1] = 2 * n + t_idx
     if len(rest_idx):
         r_counts = counts[rest_idx]
-        within = np.arange(int(r_counts.sum())) - np.repeat(np.cumsum(r_counts) - r_counts, r_counts)
         u_start = np.concatenate([[0], np.cumsum(uniq_counts)])[:-1]
-        take[np.repeat(starts[rest_idx], r_counts) + within] = 3 * n + np.repeat(u_start[rest_u], r_counts) + within
+        take[expand_ranges(starts[rest_idx], r_counts)] = 3 * n + expand_ranges(u_start[rest_u], r_counts)
     tokens = pool.take(pa.array(take))
     per_doc = np.bincount(doc_of, weights=counts, minlength=len(texts)).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(per_doc)]).astype(np.int64)
