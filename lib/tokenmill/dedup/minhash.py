@@ -26,9 +26,10 @@ from .ngrams import TokenHasher, batch_ngrams, tokens
 
 P61 = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64((1 << 32) - 1)
+_S61 = np.uint64(61)
 _DIGIT = re.compile(r"\d")
 _SPACES = re.compile(r"\s+")
-_CHUNK = 1 << 16  # shingles per numpy block: 65,536 x num_perm uint64 stays in a few tens of MB
+_CHUNK = 4096  # shingles per numpy block: 4,096 x 112 uint64 = 3.7 MB, about a cache's worth
 
 
 def normalised_words(text: str) -> list[str]:
@@ -130,26 +131,41 @@ def _char_grams(s: str, n: int) -> list[str]:
 def signatures(hashes: np.ndarray, offsets: np.ndarray, spec: MinHashSpec,
                perms: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """(documents x num_perm) uint64 minimum of every permutation over each document's shingles.
-    Documents without shingles get the maximum value in every slot (they match nothing)."""
+    Documents without shingles get the maximum value in every slot (they match nothing).
+
+    `y mod p` for the Mersenne prime p = 2^61 - 1 is taken as (y & p) + (y >> 61) with one conditional
+    subtraction (the same value as numpy's `%`, five times faster: no 64-bit division), in blocks of a few
+    thousand shingles so the (shingles x num_perm) block stays in cache."""
     a, b = perms if perms is not None else spec.permutations()
     n_docs = len(offsets) - 1
     top = _MAX32 if spec.mode == "datasketch" else P61
     sig = np.full((n_docs, spec.num_perm), top, dtype=np.uint64)
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
+    xs = hashes if spec.mode == "datasketch" else _mod_p(hashes.copy())
     with np.errstate(over="ignore"):
-        for lo in range(0, len(hashes), _CHUNK):
-            x = hashes[lo:lo + _CHUNK]
+        for lo in range(0, len(xs), _CHUNK):
             d = doc_of[lo:lo + _CHUNK]
+            h = np.multiply.outer(xs[lo:lo + _CHUNK], a)
+            h += b
+            _mod_p(h)
             if spec.mode == "datasketch":
-                h = np.bitwise_and((np.outer(x, a) + b) % P61, _MAX32)
-            else:
-                h = (np.outer(x % P61, a) + b) % P61
-            # Minimum per document: the chunk's documents are contiguous runs.
+                h &= _MAX32
+            # Minimum per document: the block's documents are contiguous runs.
             starts = np.flatnonzero(np.concatenate([[True], d[1:] != d[:-1]]))
             mins = np.minimum.reduceat(h, starts, axis=0)
             docs = d[starts]
             sig[docs] = np.minimum(sig[docs], mins)
     return sig
+
+
+def _mod_p(y: np.ndarray) -> np.ndarray:
+    """y mod (2^61 - 1) in place, for any uint64 y."""
+    with np.errstate(over="ignore"):
+        high = y >> _S61
+        y &= P61
+        y += high  # < 2^61 + 8: at most one p too many
+        np.minimum(y, y - P61, out=y)  # y - p wraps to a huge value unless y >= p
+    return y
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
