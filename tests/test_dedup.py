@@ -84,6 +84,21 @@ def test_signatures_match_datasketch():
         assert np.array_equal(m.hashvalues, row)
 
 
+def test_arrow_words_equal_python_normalisation():
+    """The batch (Arrow) word split is the one the Python normalisation gives, on awkward text too."""
+    from tokenmill.dedup.minhash import _word_hashes
+    from tokenmill.dedup.ngrams import TokenHasher
+
+    texts = ["Hello, World! It's 2024-11-23; e-mail: a_b@c.de", "caf\u00e9 CAF\u00c9 na\u00efve \u00ff\u00df",
+             "\u00a0non\u00a0breaking\u2003em\u3000ideographic\tTab\nLine\x0bvt\x1cfs",
+             "\uff21\uff22\uff23 \uff11\uff12 \u2460 fullwidth and circled", "\u0645\u0631\u062d\u0628\u0627 \u0661\u0662\u0663 \u4f60\u597d\uff0c\u4e16\u754c",
+             "", "   ", "...!!!", "\u0915\u093f\u0924\u093e\u092c \u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22", "e\u0301 combining"]
+    _, offsets, words = _word_hashes(texts, TokenHasher())
+    words = words.to_pylist()
+    for i, text in enumerate(texts):
+        assert words[offsets[i]:offsets[i + 1]] == normalised_words(text), text
+
+
 def test_signatures_estimate_jaccard():
     def word(i: int, prefix: str) -> str:  # letters only: digits are normalised to 0
         return prefix + "".join(chr(97 + (i // 26 ** k) % 26) for k in range(3))

@@ -16,25 +16,28 @@ import hashlib
 import math
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import regex
 
-from .ngrams import TokenHasher, batch_ngrams, tokens
+from .ngrams import TokenHasher, batch_ngrams
 
 P61 = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64((1 << 32) - 1)
 _S61 = np.uint64(61)
 _DIGIT = re.compile(r"\d")
-_SPACES = re.compile(r"\s+")
+_WORD_RUN = regex.compile(r"[\p{L}\p{M}\p{N}_]+")
 _CHUNK = 4096  # shingles per numpy block: 4,096 x 112 uint64 = 3.7 MB, about a cache's worth
 
 
 def normalised_words(text: str) -> list[str]:
-    """NFKC, lower case, punctuation dropped, digits -> 0."""
-    return [_DIGIT.sub("0", t) for t in tokens(text)]
+    """NFKC, lower case, digits -> 0, then the runs of letters, marks, numbers and underscores (the words the
+    Arrow batch path gives, one by one: used by the datasketch-compatible mode and char shingles)."""
+    return _WORD_RUN.findall(_DIGIT.sub("0", unicodedata.normalize("NFKC", text).lower()))
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,14 @@ def _sha1_32(data: bytes) -> int:
     return struct.unpack("<I", hashlib.sha1(data).digest()[:4])[0]
 
 
-def shingle_hashes(texts: list[str], spec: MinHashSpec, hasher: TokenHasher | None = None
+def shingle_hashes(texts: list[str] | pa.Array, spec: MinHashSpec, hasher: TokenHasher | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit shingle hashes of the batch laid end to end, per-document offsets). A document shorter than
-    one shingle is one shingle of all it has; an empty one has none (and no signature)."""
+    one shingle is one shingle of all it has; an empty (or null) one has none (and no signature).
+    ``texts`` may be an Arrow string array (a Spark batch's column: no round trip through Python strings)."""
     hasher = hasher or TokenHasher()
+    if spec.mode == "datasketch" or spec.shingle == "char":
+        texts = [t or "" for t in (texts.to_pylist() if isinstance(texts, pa.Array | pa.ChunkedArray) else texts)]
     if spec.mode == "datasketch":
         out, offsets = [], [0]
         for t in texts:
@@ -103,15 +109,19 @@ def shingle_hashes(texts: list[str], spec: MinHashSpec, hasher: TokenHasher | No
     return hashes[order], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-_NON_WORD = r"[^\p{L}\p{M}\p{N}_]+"
+# One non-word character (not a letter, mark, number or underscore, and not ASCII whitespace) becomes a
+# space, then the text is split on whitespace: the same words as splitting on runs of non-word characters,
+# 2.5x faster with RE2 than `split_pattern_regex` on the run pattern.
+_NON_WORD_CHAR = r"[^\p{L}\p{M}\p{N}_\t\n\f\r ]"
 
 
-def _word_hashes(texts: list[str], hasher: TokenHasher) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+def _word_hashes(texts: list[str] | pa.Array, hasher: TokenHasher) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Normalised words of the whole batch with Arrow kernels (NFKC, lower case, digits -> 0, split on
     non-word characters), each distinct word hashed once: (hashes, per-document offsets, words)."""
-    arr = pc.utf8_lower(pc.utf8_normalize(pa.array(texts, pa.string()), "NFKC"))
+    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(texts, pa.string())
+    arr = pc.utf8_lower(pc.utf8_normalize(arr.cast(pa.string()).fill_null(""), "NFKC"))
     arr = pc.replace_substring_regex(arr, r"\p{Nd}", "0")
-    lists = pc.split_pattern_regex(arr, _NON_WORD)
+    lists = pc.utf8_split_whitespace(pc.replace_substring_regex(arr, _NON_WORD_CHAR, " "))
     words = lists.flatten()
     doc_of = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     keep = pc.greater(pc.utf8_length(words), 0)
@@ -137,25 +147,29 @@ def signatures(hashes: np.ndarray, offsets: np.ndarray, spec: MinHashSpec,
     subtraction (the same value as numpy's `%`, five times faster: no 64-bit division), in blocks of a few
     thousand shingles so the (shingles x num_perm) block stays in cache."""
     a, b = perms if perms is not None else spec.permutations()
+    a, b = a[:, None], b[:, None]
     n_docs = len(offsets) - 1
     top = _MAX32 if spec.mode == "datasketch" else P61
-    sig = np.full((n_docs, spec.num_perm), top, dtype=np.uint64)
+    sig = np.full((spec.num_perm, n_docs), top, dtype=np.uint64)  # permutation-major: reductions run along rows
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
     xs = hashes if spec.mode == "datasketch" else _mod_p(hashes.copy())
+    buf = np.empty((spec.num_perm, min(_CHUNK, len(xs))), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for lo in range(0, len(xs), _CHUNK):
+            x = xs[lo:lo + _CHUNK]
             d = doc_of[lo:lo + _CHUNK]
-            h = np.multiply.outer(xs[lo:lo + _CHUNK], a)
+            h = buf[:, :len(x)]
+            np.multiply(a, x, out=h)
             h += b
             _mod_p(h)
             if spec.mode == "datasketch":
                 h &= _MAX32
             # Minimum per document: the block's documents are contiguous runs.
             starts = np.flatnonzero(np.concatenate([[True], d[1:] != d[:-1]]))
-            mins = np.minimum.reduceat(h, starts, axis=0)
+            mins = np.minimum.reduceat(h, starts, axis=1)
             docs = d[starts]
-            sig[docs] = np.minimum(sig[docs], mins)
-    return sig
+            sig[:, docs] = np.minimum(sig[:, docs], mins)
+    return np.ascontiguousarray(sig.T)
 
 
 def _mod_p(y: np.ndarray) -> np.ndarray:

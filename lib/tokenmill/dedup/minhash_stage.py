@@ -76,7 +76,7 @@ def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
-            texts = [t or "" for t in b.column(TEXT).to_pylist()]
+            texts = b.column(TEXT)
             h, o = shingle_hashes(texts, spec)
             sig = signatures(h, o, spec, perms)
             keys = band_keys(sig, params.bands, params.rows)
@@ -122,11 +122,14 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     else:
         buckets = new_b
     # Star centre: a document of an earlier run if the bucket has one (it is already published), else the
-    # smallest id. Buckets without a new document need nothing.
-    sizes = buckets.groupBy("band", "key").agg(
+    # smallest id. Buckets without a new document need nothing. The aggregation combines map-side, so a
+    # boilerplate bucket of 10^5 pages is not one task's work; the table of shared buckets is materialised
+    # (it also feeds the report), so adaptive execution sees its real size: broadcast when small, and its
+    # skew-join split of oversized buckets when not.
+    shared = (buckets.groupBy("band", "key").agg(
         F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
         F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
-    shared = sizes.where((F.col("size") > 1) & (F.col("n_new") > 0))
+        .where((F.col("size") > 1) & (F.col("n_new") > 0)).localCheckpoint())
     edges = (buckets.where(~F.col("old")).join(shared, ["band", "key"]).where(F.col(ID) != F.col("center"))
              .select(F.col(ID).alias("u"), F.col("center").alias("v")).distinct()).localCheckpoint()
     n_candidates = edges.count()
@@ -158,7 +161,7 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
            .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
            .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
     out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), name, "near_duplicate")
-    report = _report(sizes, csize, params, n_candidates, n_verified, cc_log)
+    report = _report(shared, csize, params, n_candidates, n_verified, cc_log)
     if params.estimate_sample:
         report["estimate"] = _estimate(df, sigs, decided, params)
     if index and params.update_index:
@@ -222,11 +225,12 @@ def _grow_index(spark, sigs: DataFrame, old_ids: DataFrame | None, index: str) -
     return {"path": index, "added_documents": fresh.count(), "documents": total}
 
 
-def _report(sizes: DataFrame, csize: DataFrame, params: MinHashDedupParams, n_candidates: int,
+def _report(shared: DataFrame, csize: DataFrame, params: MinHashDedupParams, n_candidates: int,
             n_verified: int, cc_log: dict) -> dict:
-    """Bucket and cluster sizes (small aggregates), candidate pairs before/after verification, the S-curve."""
+    """Bucket and cluster sizes (small aggregates), candidate pairs before/after verification, the S-curve.
+    Largest buckets: of those shared by two documents or more (the materialised table)."""
     largest = [{"band": r["band"], "size": r["size"]} for r in
-               sizes.orderBy(F.desc("size"), "band", "key").limit(10).collect()]  # small: 10 rows
+               shared.orderBy(F.desc("size"), "band", "key").limit(10).collect()]  # small: 10 rows
     clusters = csize.select("__size")
     bucket = (F.when(F.col("__size") <= 2, "2").when(F.col("__size") <= 5, "3-5").when(F.col("__size") <= 20, "6-20")
               .when(F.col("__size") <= 100, "21-100").otherwise(">100"))
