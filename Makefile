@@ -24,10 +24,10 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,models]'
 	touch $@
 
-data/sample/index.json: $(VENV)/.installed lib/tokenmill/sample/generate.py lib/tokenmill/sample/texts.py
+data/sample/index.json: $(VENV)/.installed lib/tokenmill/sample/generate.py lib/tokenmill/sample/texts.py lib/tokenmill/sample/webdocs.py
 	$(PY) -m tokenmill.sample --out data/sample
 
 sample: setup data/sample/index.json
@@ -35,6 +35,8 @@ sample: setup data/sample/index.json
 run: setup data/sample/index.json
 	$(PY) -m tokenmill pipeline --config $(CONF)
 	$(PY) -m tokenmill pipeline --config conf/quality/pipelines/fineweb.yaml
+	$(PY) -m tokenmill train_quality --config conf/classify/train_sample.yaml
+	$(PY) -m tokenmill pipeline --config conf/classify/pipeline_sample.yaml
 	$(PY) -m tokenmill plan_mixture --config $(MIXTURE)
 	$(PY) -m tokenmill build_mixture --config $(MIXTURE)
 
@@ -48,7 +50,8 @@ bench: setup
 	$(PY) bench/langid.py --docs 10000 --out bench/results/langid.json
 	$(PY) bench/decontam.py --docs 100000 --items 10000 --out bench/results/decontam.json
 	$(PY) bench/quality.py --docs 20000 --dt-docs 1000 --out bench/results/quality.json
-	$(PY) bench/dedup.py --sizes 20000,100000 --out bench/results/dedup.json
+	$(PY) bench/dedup.py --sizes 20000,100000,1000000 --out bench/results/dedup.json
+	$(PY) bench/classifiers.py --docs 10000 --out bench/results/classifiers.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -299,6 +299,11 @@ def main() -> None:
     cores = spark.sparkContext.defaultParallelism
     results: dict = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                                  "cpu_count": os.cpu_count(), "spark_cores": cores}, "runs": []}
+    # Warm-up, untimed: the JVM's JIT and the Python workers, as in a long-running job.
+    warm = tempfile.mkdtemp(prefix="bench-dedup-warm-")
+    warm_ids, warm_groups, _ = write_corpus(2000, os.path.join(warm, "docs"), 2 * cores)
+    tokenmill_run(spark, os.path.join(warm, "docs"), warm, warm_ids, warm_groups, cores)
+    shutil.rmtree(warm, ignore_errors=True)
     for n in [int(x) for x in args.sizes.split(",")]:
         work = tempfile.mkdtemp(prefix="bench-dedup-")
         path = os.path.join(work, "docs")

@@ -27,7 +27,7 @@ from .io.sources import Source, list_files
 from .io.writer import commit, new_temp, read_manifest, write_split
 from .report.manifest import stage_table, versions
 from .schema import REMOVED_BY
-from .stage import StageContext, StageParams, WriteParams, get
+from .stage import StageContext, StageParams, WriteParams, get, resolve_deferred
 
 log = logging.getLogger("tokenmill.pipeline")
 
@@ -177,6 +177,7 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
             except BaseException:
                 HadoopFS(spark, temp).delete(temp)  # a failed run leaves nothing half-written behind
                 raise
+            reports = resolve_deferred(reports)
             seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
                                    counts, rows_in)
             manifest = {

@@ -201,6 +201,19 @@ def _run_quality_rules(args: argparse.Namespace) -> int:
     return quality_rules_job(args)
 
 
+def _train_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training YAML, e.g. conf/classify/train_sample.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set model_out=models/q2 --set features.idf=true")
+    parser.add_argument("--spark-profile", default=None)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .classify.job import train_quality_job
+
+    return train_quality_job(args)
+
+
 JOBS: dict[str, Job] = {
     "pipeline": Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark",
                     _config_args, _run_pipeline),
@@ -220,6 +233,9 @@ JOBS: dict[str, Job] = {
                          "connected components) and its report", _config_args, _run_dedup_minhash),
     "minhash_bands": Job("minhash_bands", "choose bands x rows for a similarity threshold and print the S-curve",
                          _bands_args, _run_bands),
+    "train_quality": Job("train_quality", "train a quality classifier (HashingTF + logistic regression) in Spark; "
+                         "prints ROC-AUC, precision/recall, calibration; saves the PipelineModel",
+                         _train_args, _run_train),
     "sample": Job("sample", "write the deterministic sample crawl (WARC, WET, JSONL, Parquet)",
                   _sample_args, _run_sample),
 }

@@ -87,6 +87,28 @@ def mark_removed(df: DataFrame, condition: Column, stage: str, reason: str | Col
     return df.withColumn(REMOVED_BY, F.coalesce(F.col(REMOVED_BY), F.when(condition, tag)))
 
 
+class Deferred:
+    """A report value known only once the stage's output has been computed (e.g. an accumulator): the
+    pipeline resolves it after the write."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self) -> Any:
+        return self.fn()
+
+
+def resolve_deferred(value: Any) -> Any:
+    """``value`` with every Deferred inside it (dicts, lists) replaced by its value."""
+    if isinstance(value, Deferred):
+        return value()
+    if isinstance(value, dict):
+        return {k: resolve_deferred(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_deferred(v) for v in value]
+    return value
+
+
 def live(df: DataFrame) -> Column:
     """True for rows no earlier stage removed: expensive annotators compute only for these."""
     return F.col(REMOVED_BY).isNull()

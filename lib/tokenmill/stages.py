@@ -7,6 +7,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 
+from .classify import stage as _classify  # noqa: F401  (registers `quality_classifier`, `quality_select`)
 from .dedup import decontam_stage as _decontam  # noqa: F401  (registers `decontaminate`)
 from .dedup import exact_stage as _exact  # noqa: F401  (registers `exact_dedup`)
 from .dedup import minhash_stage as _minhash  # noqa: F401  (registers `minhash_dedup`)

@@ -99,7 +99,7 @@ def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     return df.where(live(df)).select(*keep, TEXT).mapInArrow(run, schema)
 
 
-@register("minhash_dedup", "filter", MinHashDedupParams)
+@register("minhash_dedup", "filter", MinHashDedupParams, version="2")  # 2: Python word split = Arrow split
 def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
     name = params.id or "minhash_dedup"

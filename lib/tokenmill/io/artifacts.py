@@ -88,3 +88,57 @@ def local_path(spec: ShippedFile) -> str:
                 dst.write(chunk)
         _LOCAL[spec.path] = target
         return target
+
+
+def ship_dir(spark: SparkSession, path: str, prefix: str) -> str | None:
+    """Ship a local model/tokenizer directory to a cluster's executors once (zipped, `addArchive`: Spark
+    refuses `addFile` of a local directory outside local mode); the SparkFiles name, or None when nothing
+    needs shipping (local mode, a remote URL, not a directory)."""
+    import hashlib
+    import json
+    import zipfile
+
+    if not os.path.isdir(path) or spark.sparkContext.master.startswith("local"):
+        return None
+    local = os.path.abspath(path)
+    files = sorted(os.path.relpath(os.path.join(d, f), local) for d, _, fs in os.walk(local) for f in fs)
+    stamp = hashlib.sha256(json.dumps([(f, os.path.getsize(os.path.join(local, f)),
+                                        os.path.getmtime(os.path.join(local, f))) for f in files]).encode()
+                           + local.encode()).hexdigest()[:16]
+    shipped = f"{prefix}-{stamp}.zip"
+    archive = os.path.join(tempfile.gettempdir(), shipped)
+    if not os.path.exists(archive):
+        with zipfile.ZipFile(archive + ".tmp", "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in files:
+                zf.write(os.path.join(local, name), name)
+        os.replace(archive + ".tmp", archive)
+    try:
+        spark.sparkContext.addArchive(archive)
+    except Exception as exc:  # already added in this application: the shipped copy is reused
+        if "already" not in str(exc).lower():
+            raise
+    return shipped
+
+
+def local_dir(path: str, shipped_name: str | None, what: str) -> str:
+    """A local directory for ``path`` in this process: the shipped copy, the path itself, or an fsspec
+    URL copied to a temporary directory once per process. Anything else is returned as given."""
+    shipped = spark_files_path(shipped_name, directory=True)
+    if shipped:
+        return shipped
+    if os.path.isdir(path):
+        return path
+    if "://" in path and not path.startswith("file://"):
+        with _LOCK:
+            if path in _LOCAL and os.path.isdir(_LOCAL[path]):
+                return _LOCAL[path]
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(path)
+            if not fs.isdir(root):
+                raise ConfigError(f"{what} {path!r}: not a directory")
+            target = tempfile.mkdtemp(prefix="tokenmill-model-")
+            fs.get(root.rstrip("/") + "/", target, recursive=True)
+            _LOCAL[path] = target
+            return target
+    return path.removeprefix("file://")

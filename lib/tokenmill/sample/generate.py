@@ -226,6 +226,17 @@ def write_sample(out: str, seed: int = 1234, n_pages: int | None = None) -> dict
             handle.write(json.dumps(item) + "\n")
     files["benchmark"] = os.path.join(out, "benchmarks", "gsm8k_sample.jsonl")
 
+    # A labelled set for the quality classifier (train_quality): good prose against spam and boilerplate.
+    from .webdocs import labelled_docs
+
+    os.makedirs(os.path.join(out, "quality"), exist_ok=True)
+    for label, name in ((1, "positives"), (0, "negatives")):
+        with open(os.path.join(out, "quality", f"{name}.jsonl"), "w", encoding="utf-8") as handle:
+            for d in labelled_docs(2000, seed):
+                if d["label"] == label:
+                    handle.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
+    files["quality"] = os.path.join(out, "quality")
+
     # A small BPE tokenizer trained on the sample's own sentences, so the `tokens` stage and the mixture
     # builder run without downloading one (users point `tokenizer:` at their production tokenizer).
     corpus = [sentence for lang in sorted(SENTENCES) for sentence in SENTENCES[lang]]

@@ -178,3 +178,19 @@ def generate_docs(n: int, seed: int = 7, mean_words: int = 586, min_words: int =
         docs.append({"id": f"gen-{seed}-{i:06d}", "kind": kinds[k], "text": text,
                      "url": f"https://www.site{rng.randint(1, 500)}.example.com/{kinds[k]}/{i}"})
     return docs
+
+
+def labelled_docs(n: int, seed: int = 11, noise: float = 0.03, mean_words: int = 300) -> list[dict]:
+    """``n`` documents {id, text, label} for training a quality classifier: half good prose (articles, label
+    1) and half spam, shop boilerplate and keyword lists (label 0); a ``noise`` share of labels is flipped,
+    as in real reference-vs-crawl data, so a perfect score is not expected."""
+    rng = random.Random(seed)
+    bad = [_spam, _shop, _listicle]
+    docs = []
+    for i in range(n):
+        good = i % 2 == 0
+        words = int(min(3000, max(40, rng.lognormvariate(0, 0.6) * mean_words)))
+        lines = _article(rng, words) if good else rng.choice(bad)(rng, words)
+        label = int(good) if rng.random() >= noise else int(not good)
+        docs.append({"id": f"qlab-{seed}-{i:06d}", "text": "\n".join(lines), "label": label})
+    return docs

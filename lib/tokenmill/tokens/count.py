@@ -7,12 +7,8 @@ the estimator's error is measured on a held-out half of that sample (reference Â
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import tempfile
-import zipfile
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -20,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
+from ..io.artifacts import ship_dir
 from ..schema import ID, SOURCE, TEXT
 from .tokenizer import TokenizerSpec, count_tokens
 
@@ -31,27 +28,8 @@ N_TOKENS_ESTIMATED = "n_tokens_estimated"
 
 
 def ship(spark: SparkSession, path: str, add_special_tokens: bool = False, parallel: bool = False) -> TokenizerSpec:
-    """A spec for ``path``. On a cluster a local tokenizer directory is zipped and shipped to every executor
-    once with `addArchive` (Spark refuses `addFile` of a local directory outside local mode)."""
-    shipped = None
-    if os.path.isdir(path) and not spark.sparkContext.master.startswith("local"):
-        local = os.path.abspath(path)
-        stamp = hashlib.sha256(json.dumps(sorted(
-            (f, os.path.getsize(os.path.join(local, f)), os.path.getmtime(os.path.join(local, f)))
-            for f in os.listdir(local))).encode() + local.encode()).hexdigest()[:16]
-        shipped = f"tokenizer-{stamp}.zip"
-        archive = os.path.join(tempfile.gettempdir(), shipped)
-        if not os.path.exists(archive):
-            with zipfile.ZipFile(archive + ".tmp", "w", zipfile.ZIP_DEFLATED) as zf:
-                for name in sorted(os.listdir(local)):
-                    if os.path.isfile(os.path.join(local, name)):
-                        zf.write(os.path.join(local, name), name)
-            os.replace(archive + ".tmp", archive)
-        try:
-            spark.sparkContext.addArchive(archive)
-        except Exception as exc:  # already added in this application: the shipped copy is reused
-            if "already" not in str(exc).lower():
-                raise
+    """A spec for ``path``; on a cluster a local tokenizer directory is shipped to every executor once."""
+    shipped = ship_dir(spark, path, "tokenizer")
     return TokenizerSpec(path=os.path.abspath(path) if os.path.isdir(path) else path,
                          add_special_tokens=add_special_tokens, shipped_name=shipped, parallel=parallel)
 

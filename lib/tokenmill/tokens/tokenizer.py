@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 
@@ -33,24 +32,10 @@ class TokenizerSpec:
 
 
 def _resolve(spec: TokenizerSpec) -> str:
-    """A local directory (or hub id) for ``spec.path`` in this process."""
-    from ..io.artifacts import spark_files_path
+    """A local directory (or hub id, resolved from the local cache only) for ``spec.path`` in this process."""
+    from ..io.artifacts import local_dir
 
-    shipped = spark_files_path(spec.shipped_name, directory=True)
-    if shipped:
-        return shipped
-    if os.path.isdir(spec.path):
-        return spec.path
-    if "://" in spec.path:
-        import fsspec
-
-        target = tempfile.mkdtemp(prefix="tokenmill-tokenizer-")
-        fs, root = fsspec.core.url_to_fs(spec.path)
-        if not fs.isdir(root):
-            raise ConfigError(f"tokenizer {spec.path!r}: not a directory")
-        fs.get(root.rstrip("/") + "/", target, recursive=True)
-        return target
-    return spec.path  # a hub id: resolved from the local cache only
+    return local_dir(spec.path, spec.shipped_name, "tokenizer")
 
 
 def load(spec: TokenizerSpec):

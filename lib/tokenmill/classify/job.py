@@ -1,0 +1,33 @@
+"""The `train_quality` job: fit the logistic-regression quality classifier and print its held-out metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import load
+from .config import TrainParams
+from .train import train
+
+
+def format_metrics(m: dict) -> str:
+    lines = [f"held-out documents {m['test_docs']:,} (trained on {m['train_docs']:,})",
+             f"ROC-AUC            {m['roc_auc']:.4f}",
+             f"at threshold {m['threshold']:.2f}: precision {m['precision']}, recall {m['recall']}, F1 {m['f1']}",
+             "calibration (probability bin: documents, mean predicted, observed positive share)"]
+    lines += [f"  {c['bin']:<14}{c['docs']:>8,}{c['mean_predicted']:>10.3f}{c['observed_positive']:>10.3f}"
+              for c in m["calibration"]]
+    return "\n".join(lines)
+
+
+def train_quality_job(args: argparse.Namespace) -> int:
+    from ..spark import build_session
+
+    params = load(TrainParams, args.config, args.overrides)
+    spark = build_session(args.spark_profile, app_name=f"tokenmill-train-{params.name}")
+    try:
+        metrics = train(spark, params)
+    finally:
+        spark.stop()
+    print(format_metrics(metrics))
+    print(f"model    {params.model_out}\nmetrics  {params.model_out}/metrics.json")
+    return 0

@@ -1,0 +1,160 @@
+"""The `quality_classifier` (annotate) and `quality_select` (filter) stages.
+
+`quality_classifier` adds `quality_<name>`: a Spark PipelineModel runs JVM-side; fastText and transformers
+models run in Arrow batches in the Python workers, loaded once per worker process. Documents removed by
+an earlier stage, empty ones and (with `only_language`) other languages get a null score.
+`quality_select` keeps documents by one score or several combined (max, as Nemotron-CC does): an absolute
+threshold, the top share by `approxQuantile` (DCLM's top 10%), GPT-3's Pareto sampling with a draw seeded
+per document id, or quality tiers in `quality_bucket` for the mixer (nothing removed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.functions import arrow_udf
+
+from ..errors import ConfigError
+from ..io.artifacts import ship_dir, ship_file
+from ..schema import ID, LANG, TEXT, require_columns
+from ..stage import Deferred, StageContext, live, mark_removed, register
+from ..tokens.count import unit_hash
+from .config import ClassifierParams, SelectParams
+from .models import FastTextSpec, TransformersSpec, get_model
+from .train import FEATURE_INPUT, PROBABILITY, load_model
+
+QUALITY_BUCKET = "quality_bucket"
+
+
+def model_spec(ctx: StageContext, params: ClassifierParams) -> FastTextSpec | TransformersSpec:
+    """The executor-side spec; the model file or directory is checked and shipped once, here."""
+    spark = ctx.spark
+    if params.kind == "fasttext":
+        return FastTextSpec(ship_file(spark, params.model, "fasttext model"),
+                            positive_label=str(params.positive_label or "__label__hq"),
+                            max_chars=params.max_chars or 100_000)
+    import os
+
+    if "://" not in params.model and not os.path.isdir(params.model):
+        raise ConfigError(f"quality_classifier {params.name}: transformers model {params.model!r}: no such directory")
+    return TransformersSpec(os.path.abspath(params.model) if os.path.isdir(params.model) else params.model,
+                            shipped_name=ship_dir(spark, params.model, "qmodel"), batch_size=params.batch_size,
+                            max_length=params.max_length, device=params.device, threads=params.threads,
+                            trust_remote_code=params.trust_remote_code, positive_label=params.positive_label,
+                            max_chars=params.max_chars or 20_000, output=params.output)
+
+
+def score_column(text: Column, spec: FastTextSpec | TransformersSpec, on_load=None) -> Column:
+    """A double column from a Python model, one Arrow batch at a time (null text -> null score)."""
+
+    def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        model = get_model(spec, on_load)
+        for arr in batches:
+            yield pa.array(model.score(arr.to_pylist()), pa.float64())
+
+    return arrow_udf(run, "double")(text)
+
+
+def _scored(df: DataFrame, params: ClassifierParams) -> Column:
+    """Which rows get a score: live, non-empty text, and the model's language when asked."""
+    cond = live(df) & F.col(TEXT).isNotNull() & (F.length(TEXT) > 0)
+    if params.only_language:
+        require_columns(df.columns, (LANG,), f"quality_classifier {params.name} (only_language)")
+        cond = cond & (F.col(LANG) == F.lit(params.language))
+    return cond
+
+
+@register("quality_classifier", "annotate", ClassifierParams)
+def quality_classifier(ctx: StageContext, df: DataFrame, params: ClassifierParams) -> DataFrame:
+    """Add `quality_<name>`: the model's probability of high quality (or its regression score)."""
+    require_columns(df.columns, (ID, TEXT), f"quality_classifier {params.name}")
+    cond = _scored(df, params)
+    loads = ctx.spark.sparkContext.accumulator(0)
+    if params.kind == "spark":
+        model = load_model(ctx.spark, params.model)
+        scored = model.transform(df.withColumn(FEATURE_INPUT, F.when(cond, F.col(TEXT)).otherwise(F.lit(""))))
+        from pyspark.ml.functions import vector_to_array
+
+        added = [c for c in scored.columns if c not in df.columns]
+        out = scored.withColumn(params.column, F.when(cond, vector_to_array(F.col(PROBABILITY))[1])).drop(*added)
+    else:
+        spec = model_spec(ctx, params)
+        out = df.withColumn(params.column, score_column(F.when(cond, F.col(TEXT)), spec, lambda: loads.add(1)))
+    ctx.reports[params.id or f"quality_classifier_{params.name}"] = {
+        "column": params.column, "kind": params.kind, "model": params.model, "language": params.language,
+        "only_language": params.only_language,
+        "model_loads": Deferred(lambda: loads.value) if params.kind != "spark" else None}
+    return out
+
+
+def combined_score(df: DataFrame, params: SelectParams) -> Column:
+    missing = [c for c in params.scores if c not in df.columns]
+    if missing:
+        raise ConfigError(f"quality_select: score column(s) {', '.join(missing)} not in the data "
+                          "(run quality_classifier first)")
+    cols = [F.col(c).cast("double") for c in params.scores]
+    if len(cols) == 1:
+        return cols[0]
+    if params.combine == "max":
+        return F.greatest(*cols)
+    if params.combine == "min":
+        return F.least(*cols)
+    present = sum(F.when(c.isNotNull(), 1).otherwise(0) for c in cols)
+    total = sum(F.coalesce(c, F.lit(0.0)) for c in cols)
+    return F.when(present > 0, total / present)
+
+
+def pareto_draw(seed: int, alpha: float) -> Column:
+    """numpy.random.pareto(alpha) (a Lomax variate) by inverse transform of a stable uniform per id."""
+    u = unit_hash(seed, ID)
+    return F.pow(F.lit(1.0) - u, F.lit(-1.0 / alpha)) - F.lit(1.0)
+
+
+def quantiles(df: DataFrame, score: str, probs: list[float], rel_err: float) -> list[float]:
+    """approxQuantile of the live, scored rows (a small result: one number per probability)."""
+    return df.where(live(df) & F.col(score).isNotNull()).approxQuantile(score, probs, rel_err)
+
+
+@register("quality_select", "filter", SelectParams)
+def quality_select(ctx: StageContext, df: DataFrame, params: SelectParams) -> DataFrame:
+    """Keep by score: threshold, top percentile, Pareto sampling, or `quality_bucket` tiers (keeps all)."""
+    name = params.id or "quality_select"
+    score = "__qs_score"
+    out = df.withColumn(score, combined_score(df, params))
+    report: dict = {"method": params.method, "scores": params.scores, "combine": params.combine}
+    if params.method == "buckets":
+        if params.bucket_edges is not None:
+            edges = list(params.bucket_edges)
+        else:
+            out = out.localCheckpoint()  # the scores are computed once for the quantiles and the output
+            edges = quantiles(out, score, [k / params.buckets for k in range(1, params.buckets)], params.relative_error)
+        tier = sum(F.when(F.col(score) >= F.lit(e), 1).otherwise(0) for e in edges) + F.lit(1)
+        report["edges"] = edges
+        out = out.withColumn(QUALITY_BUCKET, F.when(F.col(score).isNotNull() & live(out), tier).cast("int"))
+        ctx.reports[name] = report
+        return out.drop(score)
+    if params.method == "threshold":
+        keep = F.col(score) >= F.lit(params.threshold)
+        report["threshold"] = params.threshold
+        reason = "below_threshold"
+    elif params.method == "percentile":
+        out = out.localCheckpoint()
+        assert params.keep_top is not None
+        cut = quantiles(out, score, [1.0 - params.keep_top], params.relative_error)
+        cutoff = cut[0] if cut else None
+        report.update({"keep_top": params.keep_top, "cutoff": cutoff, "relative_error": params.relative_error})
+        keep = F.col(score) >= F.lit(cutoff) if cutoff is not None else F.lit(True)
+        reason = "below_percentile"
+    else:
+        keep = pareto_draw(params.seed, params.alpha) > F.lit(1.0) - F.col(score)
+        report.update({"alpha": params.alpha, "seed": params.seed})
+        reason = "pareto_sample"
+    unscored = F.col(score).isNull()
+    if params.unscored == "remove":
+        out = mark_removed(out, unscored, name, "unscored")
+    out = mark_removed(out, ~unscored & ~keep, name, reason)
+    ctx.reports[name] = report
+    return out.drop(score)
