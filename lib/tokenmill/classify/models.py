@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ConfigError
-from ..io.artifacts import ShippedFile, local_dir, local_path
+from ..io.artifacts import ShippedFile, local_dir, local_path, once_per_process
 
 log = logging.getLogger("tokenmill.classify")
 
-_LOCK = threading.Lock()
-_CACHE: dict[object, object] = {}
 LOADS: dict[str, int] = {"fasttext": 0, "transformers": 0}  # loads in this process
 
 
@@ -53,22 +50,17 @@ class TransformersSpec:
 
 
 def get_model(spec: FastTextSpec | TransformersSpec, on_load=None):
-    """The scorer for ``spec``, built once per process (thread-safe); ``on_load`` is called when it loads
-    (a Spark accumulator in tests and the stage's report counts the loads across executors)."""
-    found = _CACHE.get(spec)
-    if found is not None:
-        return found
-    with _LOCK:
-        found = _CACHE.get(spec)
-        if found is None:
-            kind = "fasttext" if isinstance(spec, FastTextSpec) else "transformers"
-            found = FastTextScorer(spec) if kind == "fasttext" else TransformersScorer(spec)  # type: ignore[arg-type]
-            _CACHE[spec] = found
-            LOADS[kind] += 1
-            if on_load is not None:
-                on_load()
-            log.info("loaded %s quality model in pid %d", kind, os.getpid())
-        return found
+    """The scorer for ``spec``, built once per process; ``on_load`` is called when it loads (the stage
+    passes a Spark accumulator, so its report counts the loads across executors)."""
+    kind = "fasttext" if isinstance(spec, FastTextSpec) else "transformers"
+
+    def build():
+        scorer = FastTextScorer(spec) if kind == "fasttext" else TransformersScorer(spec)  # type: ignore[arg-type]
+        LOADS[kind] += 1
+        log.info("loaded %s quality model in pid %d", kind, os.getpid())
+        return scorer
+
+    return once_per_process(("quality", spec), build, on_load)
 
 
 class FastTextScorer:

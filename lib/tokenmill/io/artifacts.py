@@ -18,6 +18,8 @@ from ..errors import ConfigError
 
 _LOCK = threading.Lock()
 _LOCAL: dict[str, str] = {}
+_BUILD_LOCK = threading.RLock()
+_BUILT: dict[object, object] = {}
 
 
 @dataclass(frozen=True)
@@ -142,3 +144,18 @@ def local_dir(path: str, shipped_name: str | None, what: str) -> str:
             _LOCAL[path] = target
             return target
     return path.removeprefix("file://")
+
+
+def once_per_process(key: object, build, on_load=None):
+    """``build()`` the first time ``key`` is asked for in this process (thread-safe), the same object after:
+    a model is read once per Spark Python worker, never per batch or task. ``on_load`` runs on a build."""
+    found = _BUILT.get(key)
+    if found is not None:
+        return found
+    with _BUILD_LOCK:
+        found = _BUILT.get(key)
+        if found is None:
+            found = _BUILT[key] = build()
+            if on_load is not None:
+                on_load()
+        return found

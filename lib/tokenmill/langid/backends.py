@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..io.artifacts import ShippedFile, local_path
+from ..io.artifacts import ShippedFile, local_path, once_per_process
 from .codes import UND, to_iso639_1
 
 log = logging.getLogger("tokenmill.langid")
 
 BackendName = Literal["fasttext", "cld2", "lingua"]
 
-_LOCK = threading.Lock()
-_CACHE: dict[tuple, object] = {}
 LOADS: dict[str, int] = {"fasttext": 0, "cld2": 0, "lingua": 0}  # loads in this process (tests check one each)
 
 
@@ -41,17 +38,14 @@ class BackendSpec:
 
 def get_backend(spec: BackendSpec):
     """The backend for ``spec``, built once per process (thread-safe)."""
-    found = _CACHE.get(spec)
-    if found is not None:
-        return found
-    with _LOCK:
-        found = _CACHE.get(spec)
-        if found is None:
-            found = {"fasttext": FastTextBackend, "cld2": Cld2Backend, "lingua": LinguaBackend}[spec.name](spec)
-            _CACHE[spec] = found
-            LOADS[spec.name] += 1
-            log.info("loaded langid backend %s in pid %d", spec.name, os.getpid())
-        return found
+
+    def build():
+        backend = {"fasttext": FastTextBackend, "cld2": Cld2Backend, "lingua": LinguaBackend}[spec.name](spec)
+        LOADS[spec.name] += 1
+        log.info("loaded langid backend %s in pid %d", spec.name, os.getpid())
+        return backend
+
+    return once_per_process(("langid", spec), build)
 
 
 class _Backend:
