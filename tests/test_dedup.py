@@ -255,6 +255,11 @@ def test_incremental_dedup_against_stored_index(spark, tmp_path):
     ctx = _ctx(spark, tmp_path)
     minhash_dedup(ctx, first, params).collect()
     assert ctx.reports["minhash_dedup"]["index"]["added_documents"] == 8  # every document with shingles
+    assert not (tmp_path / "index" / "bands").exists()  # staged, published only with the committed output
+    ctx.committed()
+    assert sorted(p.name for p in (tmp_path / "index").iterdir() if not p.name.startswith(".")) == [
+        "_pending", "bands", "index.json", "signatures"]
+    assert list((tmp_path / "index" / "_pending").iterdir()) == []
 
     base = _words("w", 300)
     edited = list(base)
@@ -272,3 +277,50 @@ def test_incremental_dedup_against_stored_index(spark, tmp_path):
     assert got["d4"] == (None, None)
     assert ctx2.reports["minhash_dedup"]["index"] == {"path": ctx2.reports["minhash_dedup"]["index"]["path"],
                                                       "added_documents": 3, "documents": 11}
+
+
+def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
+    """A run whose write fails leaves the index as it was (nothing to dedup later documents against that
+    was never published); the committed run adds its documents; other MinHash settings are refused."""
+    import json
+
+    import yaml
+
+    from tokenmill.errors import ConfigError
+    from tokenmill.pipeline import load_pipeline, run
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    base = _words("w", 300)
+    edited = base[:5] + ["x"] + base[6:]
+    texts = [" ".join(base), " ".join(edited), " ".join(_words("u", 300))]
+    (docs / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    (tmp_path / "blocker").write_text("a file where the output's folder should be")
+    index = tmp_path / "index"
+    data = {"name": "t", "output": str(tmp_path / "blocker" / "out"),
+            "sources": [{"name": "snap", "format": "jsonl", "paths": str(docs / "*.jsonl")}],
+            "stages": ["read", {"stage": "minhash_dedup", "threshold": 0.7, "index": str(index)}, "write"]}
+
+    def go():
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+        return run(spark, load_pipeline(str(tmp_path / "c.yaml")))
+
+    with pytest.raises(Exception):  # noqa: B017 - Hadoop's error for a file in the output's path
+        go()
+    assert not (index / "bands").exists() and not (index / "index.json").exists()
+    assert not (index / "_pending").exists() or list((index / "_pending").iterdir()) == []
+
+    data["output"] = str(tmp_path / "out")
+    result = go()
+    report = result.manifest["stage_reports"]["minhash_dedup"]
+    assert report["index"]["added_documents"] == 3 and report["index"]["documents"] == 3
+    assert result.manifest["output"]["removed_by_reason_and_source"] == {"minhash_dedup:near_duplicate": {"snap": 1}}
+    assert spark.read.parquet(str(index / "signatures")).count() == 3
+    assert spark.read.parquet(str(index / "bands")).count() == 3 * 14
+    assert json.loads((index / "index.json").read_text())["num_perm"] == 112
+    assert list((index / "_pending").iterdir()) == []
+
+    data["stages"][1].update(num_perm=128, bands=16)
+    with pytest.raises(ConfigError, match=r"index .*index was built with other MinHash settings; "
+                                          r"num_perm: index 112, config 128, bands: index 14, config 16"):
+        go()

@@ -167,51 +167,53 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
             skipped_all = False
             seg_started = time.time()
             ctx.reports = {}
-            for part in segment:
-                df = part.spec.run(ctx, df, part.params)
-            reports.update(ctx.reports)
             temp = new_temp(dest)
             try:
+                for part in segment:
+                    df = part.spec.run(ctx, df, part.params)
+                reports.update(ctx.reports)
                 counts = write_split(df, temp, write_params.partition_by, write_params.keep_removed,
                                      write_params.max_rows_per_file, write_params.compression)
+                reports = resolve_deferred(reports)
+                seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
+                                       counts, rows_in)
+                manifest = {
+                    "tokenmill_version": __version__,
+                    "name": cfg.name,
+                    "fingerprint": fingerprint,
+                    "config_file": os.path.abspath(plan.config_path),
+                    "config": cfg.model_dump(mode="json"),
+                    "inputs": inputs,
+                    "segment_stages": seg_rows,
+                    "output": {"path": dest, "data": f"{dest}/data", "removed": f"{dest}/removed",
+                               "partition_by": write_params.partition_by, "keep_removed": write_params.keep_removed,
+                               "rows": counts["kept"], "rows_by_source": counts["kept_by_source"],
+                               "removed_by_reason_and_source": counts["removed"]},
+                    "stage_reports": dict(reports),
+                    "versions": versions(spark),
+                    "spark": {"master": spark.sparkContext.master, "app_id": spark.sparkContext.applicationId},
+                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "wall_seconds": round(time.time() - seg_started, 3),
+                }
+                if "tokens_by_source" in counts:
+                    manifest["output"]["tokens_by_source"] = counts["tokens_by_source"]
+                    manifest["output"]["tokens"] = sum(v["tokens"] for v in counts["tokens_by_source"].values())
+                if "decontamination" in counts:
+                    from .dedup.report import write_csv
+
+                    manifest["output"]["decontamination"] = write_csv(spark, temp, counts["decontamination"])
+                if "languages" in counts:
+                    manifest["output"]["languages"] = counts["languages"]
+                if "quality" in counts:
+                    manifest["output"]["quality"] = counts["quality"]
+                manifest["stages"] = stage_rows + seg_rows
+                _check_balance(seg_rows, counts)
+                commit(spark, temp, dest, manifest)
             except BaseException:
                 HadoopFS(spark, temp).delete(temp)  # a failed run leaves nothing half-written behind
+                ctx.aborted()
                 raise
-            reports = resolve_deferred(reports)
-            seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
-                                   counts, rows_in)
-            manifest = {
-                "tokenmill_version": __version__,
-                "name": cfg.name,
-                "fingerprint": fingerprint,
-                "config_file": os.path.abspath(plan.config_path),
-                "config": cfg.model_dump(mode="json"),
-                "inputs": inputs,
-                "segment_stages": seg_rows,
-                "output": {"path": dest, "data": f"{dest}/data", "removed": f"{dest}/removed",
-                           "partition_by": write_params.partition_by, "keep_removed": write_params.keep_removed,
-                           "rows": counts["kept"], "rows_by_source": counts["kept_by_source"],
-                           "removed_by_reason_and_source": counts["removed"]},
-                "stage_reports": dict(reports),
-                "versions": versions(spark),
-                "spark": {"master": spark.sparkContext.master, "app_id": spark.sparkContext.applicationId},
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "wall_seconds": round(time.time() - seg_started, 3),
-            }
-            if "tokens_by_source" in counts:
-                manifest["output"]["tokens_by_source"] = counts["tokens_by_source"]
-                manifest["output"]["tokens"] = sum(v["tokens"] for v in counts["tokens_by_source"].values())
-            if "decontamination" in counts:
-                from .dedup.report import write_csv
-
-                manifest["output"]["decontamination"] = write_csv(spark, temp, counts["decontamination"])
-            if "languages" in counts:
-                manifest["output"]["languages"] = counts["languages"]
-            if "quality" in counts:
-                manifest["output"]["quality"] = counts["quality"]
-            manifest["stages"] = stage_rows + seg_rows
-            _check_balance(seg_rows, counts)
-            commit(spark, temp, dest, manifest)
+            ctx.committed()
         stage_rows += seg_rows
         rows_in = seg_rows[-1]["rows_out"]
         segment = []

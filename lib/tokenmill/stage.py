@@ -32,6 +32,27 @@ class StageContext:
     config_path: str
     work_dir: str
     reports: dict[str, Any] = field(default_factory=dict)  # per stage label: facts for the manifest (e.g. rho)
+    # Side effects outside the output (a dedup index) are staged by the stage and published only once the
+    # output that reflects them is committed; a failed segment discards them.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)
+
+    def committed(self) -> None:
+        """The segment's output is in place: publish what its stages staged."""
+        hooks, self.after_commit, self.on_abort = self.after_commit, [], []
+        for hook in hooks:
+            hook()
+
+    def aborted(self) -> None:
+        """The segment failed: discard what its stages staged (best effort, the original error wins)."""
+        hooks, self.after_commit, self.on_abort = self.on_abort, [], []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - never mask the failure being handled
+                import logging
+
+                logging.getLogger("tokenmill.stage").exception("discarding staged work failed")
 
 
 class StageParams(Strict):

@@ -14,6 +14,9 @@ Everything keys on the stable document ids, so the same input gives the same out
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
 from collections.abc import Iterator
 from typing import Literal
 
@@ -25,12 +28,15 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..schema import ID, SOURCE, TEXT, require_columns
 from ..stage import StageContext, live, mark_removed, register
 from .components import components
 from .exact_stage import DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF, SurvivorParams, survivor_order
 from .minhash import MinHashSpec, band_keys, s_curve, shingle_hashes, signatures
+
+log = logging.getLogger("tokenmill.dedup")
 
 
 class MinHashDedupParams(SurvivorParams):
@@ -47,7 +53,8 @@ class MinHashDedupParams(SurvivorParams):
     max_rounds: int = Field(default=40, ge=1)  # connected-components rounds before giving up
     # Incremental dedup: a folder keeping the band table (Parquet, partitioned by band) and signatures of
     # earlier runs. New documents are deduplicated against it and against each other; documents of earlier
-    # runs always survive. With update_index the run's new documents are appended when the stage runs.
+    # runs always survive. With update_index the run's new documents are staged in the index folder and
+    # published only once the output that reflects them is committed (a failed run leaves the index as it was).
     index: str | None = None
     update_index: bool = True
     # Quality estimate for the report: about this many documents sampled by a stable hash of their id,
@@ -110,6 +117,8 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     new_b = sigs.select(ID, F.posexplode("bands").alias("band", "key")).withColumn("old", F.lit(False))
     all_sigs = sigs.select(ID, "sig")
     old_ids = None
+    if index:
+        _check_index_spec(spark, index, params)
     if index and HadoopFS(spark, index).exists(f"{index}/bands"):
         # Earlier runs: their band rows join this run's buckets; a document seen before (same id) is itself.
         old_b = (spark.read.parquet(f"{index}/bands").select(ID, "band", "key")
@@ -165,7 +174,7 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     if params.estimate_sample:
         report["estimate"] = _estimate(df, sigs, decided, params)
     if index and params.update_index:
-        report["index"] = _grow_index(spark, sigs, old_ids, index)
+        report["index"] = _stage_index(ctx, sigs, old_ids, index, params)
     ctx.reports[name] = report
     return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
 
@@ -210,19 +219,73 @@ def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHas
             "recall": round(tp / (tp + fn), 4) if tp + fn else None}
 
 
-def _grow_index(spark, sigs: DataFrame, old_ids: DataFrame | None, index: str) -> dict:
-    """Append this run's documents (not already indexed) to the band table (partitioned by band) and the
-    signature table, so the next run deduplicates against them without reading their text again."""
+INDEX_SPEC = "index.json"
+_SPEC_FIELDS = ("num_perm", "bands", "rows", "ngram", "shingle", "seed")
+SIGNATURES_VERSION = 2  # the word normalisation behind the shingles (the stage's version)
+
+
+def _index_spec(params: MinHashDedupParams) -> dict:
+    """What makes band keys comparable across runs: an index is only usable with the same values."""
+    dumped = params.model_dump()
+    return {"signatures_version": SIGNATURES_VERSION, **{k: dumped[k] for k in _SPEC_FIELDS}}
+
+
+def _check_index_spec(spark, index: str, params: MinHashDedupParams) -> None:
+    """An index built with other MinHash settings would silently match nothing: refuse it, naming the keys."""
+    fs = HadoopFS(spark, index)
+    if not fs.exists(f"{index}/{INDEX_SPEC}"):
+        return
+    stored = json.loads(fs.read_text(f"{index}/{INDEX_SPEC}"))
+    wanted = _index_spec(params)
+    diff = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
+    if diff:
+        raise ConfigError(f"minhash_dedup: index {index} was built with other MinHash settings; "
+                          + ", ".join(f"{k}: index {a!r}, config {b!r}" for k, (a, b) in diff.items())
+                          + " (use a new index folder, or the index's settings)")
+
+
+def _stage_index(ctx: StageContext, sigs: DataFrame, old_ids: DataFrame | None, index: str,
+                 params: MinHashDedupParams) -> dict:
+    """Write this run's documents (not already indexed) as band rows (partitioned by band) and signatures
+    under ``<index>/_pending/<run>``; they are moved into the index once the output is committed, so the
+    next run deduplicates against them without reading their text again, and never against a run that
+    failed."""
+    spark = sigs.sparkSession
+    fs = HadoopFS(spark, index)
     fresh = sigs
+    before = 0
     if old_ids is not None:
         indexed = spark.read.parquet(f"{index}/signatures").select(ID)
+        before = indexed.count()
         fresh = sigs.join(indexed, ID, "left_anti")
     fresh = fresh.localCheckpoint()
-    (fresh.select(ID, F.posexplode("bands").alias("band", "key")).write.mode("append")
-     .partitionBy("band").parquet(f"{index}/bands"))
-    fresh.select(ID, "sig").write.mode("append").parquet(f"{index}/signatures")
-    total = spark.read.parquet(f"{index}/signatures").count()
-    return {"path": index, "added_documents": fresh.count(), "documents": total}
+    run = uuid.uuid4().hex
+    pending = f"{index}/_pending/{run}"
+    (fresh.select(ID, F.posexplode("bands").alias("band", "key")).write.mode("overwrite")
+     .partitionBy("band").parquet(f"{pending}/bands"))
+    fresh.select(ID, "sig").write.mode("overwrite").parquet(f"{pending}/signatures")
+    added = fresh.count()
+    spec = _index_spec(params)
+
+    def publish() -> None:
+        # Bands before signatures: an interrupted publish leaves band rows whose ids the next run, finding
+        # no signature for them, indexes again (harmless duplicates), never signatures without bands.
+        for table in ("bands", "signatures"):
+            for path, _, _ in fs.list_files(f"{pending}/{table}"):
+                rel = path.split(f"/_pending/{run}/{table}/", 1)[1]  # band=K/part-...; listed paths are URIs
+                if not rel.rsplit("/", 1)[-1].startswith("part-"):
+                    continue
+                target = f"{index}/{table}/{rel}"
+                fs.mkdirs(target.rsplit("/", 1)[0])
+                fs.rename(path, target)
+        if not fs.exists(f"{index}/{INDEX_SPEC}"):
+            fs.write_text(f"{index}/{INDEX_SPEC}", json.dumps(spec, indent=2) + "\n")
+        fs.delete(pending)
+        log.info("minhash index %s: %d documents added", index, added)
+
+    ctx.after_commit.append(publish)
+    ctx.on_abort.append(lambda: fs.delete(pending))
+    return {"path": index, "added_documents": added, "documents": before + added}
 
 
 def _report(shared: DataFrame, csize: DataFrame, params: MinHashDedupParams, n_candidates: int,
