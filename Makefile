@@ -35,6 +35,7 @@ sample: setup data/sample/index.json
 run: setup data/sample/index.json
 	$(PY) -m tokenmill pipeline --config $(CONF)
 	$(PY) -m tokenmill pipeline --config conf/quality/pipelines/fineweb.yaml
+	$(PY) -m tokenmill dedup_minhash --config conf/dedup/sample.yaml
 	$(PY) -m tokenmill train_quality --config conf/classify/train_sample.yaml
 	$(PY) -m tokenmill pipeline --config conf/classify/pipeline_sample.yaml
 	$(PY) -m tokenmill plan_mixture --config $(MIXTURE)

@@ -31,9 +31,9 @@ def sample_dir(tmp_path_factory) -> Path:
     return out
 
 
-def sample_config(sample: Path, output: Path, **extra) -> dict:
-    """The sample pipeline (as conf/sample.yaml) pointed at a test's folders."""
-    data = yaml.safe_load((ROOT / "conf" / "sample.yaml").read_text())
+def sample_config(sample: Path, output: Path, conf: str = "sample.yaml", **extra) -> dict:
+    """A shipped pipeline config (conf/sample.yaml by default) pointed at a test's folders."""
+    data = yaml.safe_load((ROOT / "conf" / conf).read_text())
     for src in data["sources"]:
         src["paths"] = src["paths"].replace("data/sample", str(sample))
     def point(node):  # every "data/sample/..." in the stages -> the test's sample folder

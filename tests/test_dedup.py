@@ -62,6 +62,23 @@ def test_exact_dedup_policy(spark, tmp_path):
     assert raw.where("removed_by is not null").count() == 0
 
 
+def test_exact_dedup_nfkc(spark, tmp_path):
+    """Fullwidth letters and digits, a ligature and a NO-BREAK SPACE fold to their plain forms with `nfkc`."""
+    rows = [("p1", "s", "u1", "Fine Office 2024"), ("p2", "s", "u2", "\uff26ine o\ufb03ce\u00a0\uff12\uff10\uff12\uff14"),
+            ("p3", "s", "u3", "Fine office hours"), ("p4", "s", "u4", None)]
+    df = spark.createDataFrame([(*r, None) for r in rows],
+                               "id string, source string, url string, text string, removed_by string")
+    plain = exact_dedup(_ctx(spark, tmp_path), df, ExactDedupParams(stage="exact_dedup"))
+    assert plain.where("removed_by is not null").count() == 0  # without NFKC the fullwidth forms differ
+    ctx = _ctx(spark, tmp_path)
+    out = exact_dedup(ctx, df, ExactDedupParams(stage="exact_dedup", nfkc=True))
+    got = {r["id"]: (r[REMOVED_BY], r["dup_of"]) for r in out.collect()}
+    # p1 is longer (16 characters; p2 has 14: the ffi ligature is one): p1 survives
+    assert got == {"p1": (None, None), "p2": ("exact_dedup:duplicate", "p1"), "p3": (None, None),
+                   "p4": (None, None)}
+    assert out.columns == plain.columns and ctx.reports["exact_dedup"]["nfkc"] is True
+
+
 def test_exact_dedup_same_result_for_any_partitioning(spark, tmp_path):
     one = exact_dedup(_ctx(spark, tmp_path), _frame(spark).coalesce(1), ExactDedupParams(stage="exact_dedup"))
     many = exact_dedup(_ctx(spark, tmp_path), _frame(spark).repartition(5), ExactDedupParams(stage="exact_dedup"))
@@ -324,3 +341,26 @@ def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
     with pytest.raises(ConfigError, match=r"index .*index was built with other MinHash settings; "
                                           r"num_perm: index 112, config 128, bands: index 14, config 16"):
         go()
+
+
+def test_sample_dedup_config_and_rerun_against_its_own_index(spark, sample_dir, tmp_path):
+    """conf/dedup/sample.yaml on the sample crawl: exact counts per stage; a forced rerun against the index it
+    built removes exactly the same documents (its own documents are not their own duplicates) and adds none."""
+    from conftest import sample_config, write_config
+    from tokenmill.pipeline import load_pipeline, run
+
+    data = sample_config(sample_dir, tmp_path / "out", conf="dedup/sample.yaml")
+    data["stages"][2]["index"] = str(tmp_path / "index")
+    plan = load_pipeline(str(write_config(tmp_path / "c.yaml", data)))
+    first = run(spark, plan)
+    counts = [(s["name"], s["rows_in"], s["removed"], s["rows_out"]) for s in first.manifest["stages"]]
+    assert counts == [("read", 326, {"empty_text": 1, "http_status": 2, "not_html": 3}, 320),
+                      ("exact_dedup", 320, {"duplicate": 19}, 301),
+                      ("minhash_dedup", 301, {"near_duplicate": 15}, 286), ("write", 286, {}, 286)]
+    assert first.manifest["stage_reports"]["minhash_dedup"]["index"]["added_documents"] == 301
+    kept = {r["id"] for r in spark.read.parquet(str(tmp_path / "out" / "data")).select("id").collect()}
+    again = run(spark, plan, force=True)
+    assert [s["removed"] for s in again.manifest["stages"]] == [s[2] for s in counts]
+    assert {r["id"] for r in spark.read.parquet(str(tmp_path / "out" / "data")).select("id").collect()} == kept
+    assert again.manifest["stage_reports"]["minhash_dedup"]["index"] == {
+        "path": str(tmp_path / "index"), "added_documents": 0, "documents": 301}

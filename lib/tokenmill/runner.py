@@ -89,6 +89,9 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
               f"S-curve {rep['s_curve']}")
         print(f"candidate pairs {rep['candidate_pairs']:,}, after verification {rep['pairs_after_verification']:,}; "
               f"clusters by size {rep['clusters_by_size']}; components in {rep['connected_components']['rounds']} rounds")
+        if "index" in rep:
+            idx = rep["index"]
+            print(f"index {idx['path']}: {idx['added_documents']:,} documents added, {idx['documents']:,} in all")
     return 0
 
 

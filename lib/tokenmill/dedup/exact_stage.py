@@ -1,15 +1,19 @@
 """The `exact_dedup` stage: one document per normalised-text hash (optionally per URL) survives, chosen by a
 stated, deterministic policy; the others are removed with the id of the one kept.
 
-All Spark-native: the key is xxhash64 of the text after lower-casing, punctuation and symbols to spaces,
+Spark-native: the key is xxhash64 of the text after lower-casing, punctuation and symbols to spaces,
 digits to 0 and whitespace collapsed (Java regexes, no Python pass); duplicates meet in one keyed shuffle.
+`nfkc: true` adds Unicode NFKC first (in Arrow: Spark has none), as minhash_dedup's normalisation does.
 """
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from ..schema import ID, SOURCE, TEXT, URL, require_columns
 from ..stage import StageContext, StageParams, live, mark_removed, register
@@ -43,6 +47,10 @@ class ExactDedupParams(SurvivorParams):
     """Exact duplicates of the normalised text (and, with `by_url`, of the URL as well)."""
 
     normalise: bool = True  # False: the text byte for byte
+    # Unicode NFKC before the normalisation (fullwidth forms, ligatures, compatibility digits fold to their
+    # plain forms, as in minhash_dedup). Spark has no NFKC: it runs in Arrow (utf8proc) in one pass-through
+    # mapInArrow, which costs a round trip of the rows to Python; off by default for that reason.
+    nfkc: bool = False
     by_url: bool = False  # also key on the URL (only pages with the same URL and text are duplicates)
 
 
@@ -51,6 +59,17 @@ def normalised_text(text: Column) -> Column:
     t = F.regexp_replace(t, r"[\p{P}\p{S}]+", " ")
     t = F.regexp_replace(t, r"\p{Nd}", "0")
     return F.trim(F.regexp_replace(t, r"\s+", " "))
+
+
+def with_nfkc(df: DataFrame, column: str) -> DataFrame:
+    """``df`` with ``column`` = NFKC of the text, computed on Arrow batches (no per-row Python)."""
+    def run(batches):
+        for batch in batches:
+            nfkc = pc.utf8_normalize(batch.column(TEXT), form="NFKC")
+            yield pa.RecordBatch.from_arrays([*batch.columns, nfkc], names=[*batch.schema.names, column])
+
+    schema = T.StructType([*df.schema.fields, T.StructField(column, T.StringType())])
+    return df.mapInArrow(run, schema)
 
 
 def survivor_order(params: SurvivorParams, columns: list[str], length: Column | None = None) -> list[Column]:
@@ -74,7 +93,10 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
     """Keep one document per exact (normalised) text; `dup_cluster`, `dup_cluster_size`, `dup_of` say which."""
     name = params.id or "exact_dedup"
     require_columns(df.columns, (ID, TEXT) + ((URL,) if params.by_url else ()), name)
-    text = normalised_text(F.col(TEXT)) if params.normalise else F.col(TEXT)
+    if params.nfkc:
+        df = with_nfkc(df, "__nfkc")
+    raw = F.col("__nfkc") if params.nfkc else F.col(TEXT)
+    text = normalised_text(raw) if params.normalise else raw
     parts = [text] + ([F.coalesce(F.col(URL), F.lit(""))] if params.by_url else [])
     key = F.when(live(df), F.format_string("%016x", F.xxhash64(*parts)))
     out = df.withColumn(DUP_CLUSTER, key)
@@ -84,6 +106,6 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
            .withColumn(DUP_CLUSTER_SIZE, F.when(F.col(DUP_CLUSTER).isNotNull(), F.count(F.lit(1)).over(whole)))
            .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.first(ID).over(w))))
     out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "duplicate")
-    ctx.reports[name] = {"normalise": params.normalise, "by_url": params.by_url, "prefer": params.prefer,
-                         "source_priority": params.source_priority}
-    return out.drop("__rank")
+    ctx.reports[name] = {"normalise": params.normalise, "nfkc": params.nfkc, "by_url": params.by_url,
+                         "prefer": params.prefer, "source_priority": params.source_priority}
+    return out.drop("__rank", "__nfkc")
