@@ -53,6 +53,7 @@ bench: setup
 	$(PY) bench/quality.py --docs 20000 --dt-docs 1000 --out bench/results/quality.json
 	$(PY) bench/dedup.py --sizes 20000,100000,1000000 --out bench/results/dedup.json
 	$(PY) bench/classifiers.py --docs 10000 --out bench/results/classifiers.json
+	$(PY) bench/exact_dedup.py --docs 100000 --out bench/results/exact_dedup.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist
