@@ -5,7 +5,7 @@ spacing, punctuation and digits changed (found by the Spark-native normalisation
 fullwidth forms with a NO-BREAK SPACE (found only with NFKC).
 Timed (best of --repeat runs), input Parquet -> output written as Parquet, Spark local[*] warmed first:
 - `exact_dedup` (Spark-native key: lower case, punctuation/symbols, digits, whitespace; one keyed shuffle);
-- `exact_dedup` with `nfkc: true` (NFKC in Arrow in a pass-through mapInArrow, then the same key);
+- `exact_dedup` with `nfkc: true` (NFKC in an Arrow UDF over the text column, then the same key);
 - a one-process Python baseline: NFKC + the same normalisation with `re` + blake2b per text, a dict of keys.
 Results: bench/results/exact_dedup.json.
 """

@@ -301,8 +301,7 @@ def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
     was never published); the committed run adds its documents; other MinHash settings are refused."""
     import json
 
-    import yaml
-
+    from conftest import write_config
     from tokenmill.errors import ConfigError
     from tokenmill.pipeline import load_pipeline, run
 
@@ -319,8 +318,7 @@ def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
             "stages": ["read", {"stage": "minhash_dedup", "threshold": 0.7, "index": str(index)}, "write"]}
 
     def go():
-        (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
-        return run(spark, load_pipeline(str(tmp_path / "c.yaml")))
+        return run(spark, load_pipeline(str(write_config(tmp_path / "c.yaml", data))))
 
     with pytest.raises(Exception):  # noqa: B017 - Hadoop's error for a file in the output's path
         go()

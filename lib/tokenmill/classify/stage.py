@@ -10,6 +10,7 @@ per document id, or quality tiers in `quality_bucket` for the mixer (nothing rem
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -36,8 +37,6 @@ def model_spec(ctx: StageContext, params: ClassifierParams) -> FastTextSpec | Tr
         return FastTextSpec(ship_file(spark, params.model, "fasttext model"),
                             positive_label=str(params.positive_label or "__label__hq"),
                             max_chars=params.max_chars or 100_000)
-    import os
-
     if "://" not in params.model and not os.path.isdir(params.model):
         raise ConfigError(f"quality_classifier {params.name}: transformers model {params.model!r}: no such directory")
     return TransformersSpec(os.path.abspath(params.model) if os.path.isdir(params.model) else params.model,

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from pyspark.sql.functions import arrow_udf
 
 from ..schema import ID, SOURCE, TEXT, URL, require_columns
 from ..stage import StageContext, StageParams, live, mark_removed, register
@@ -48,8 +48,8 @@ class ExactDedupParams(SurvivorParams):
 
     normalise: bool = True  # False: the text byte for byte
     # Unicode NFKC before the normalisation (fullwidth forms, ligatures, compatibility digits fold to their
-    # plain forms, as in minhash_dedup). Spark has no NFKC: it runs in Arrow (utf8proc) in one pass-through
-    # mapInArrow, which costs a round trip of the rows to Python; off by default for that reason.
+    # plain forms, as in minhash_dedup). Spark has no NFKC: it runs in Arrow (utf8proc) in an Arrow UDF, which
+    # sends the text to the Python workers and back; off by default, so the plain key stays JVM-only.
     nfkc: bool = False
     by_url: bool = False  # also key on the URL (only pages with the same URL and text are duplicates)
 
@@ -63,15 +63,13 @@ def normalised_text(text: Column) -> Column:
     return F.trim(t)
 
 
-def with_nfkc(df: DataFrame, column: str) -> DataFrame:
-    """``df`` with ``column`` = NFKC of the text, computed on Arrow batches (no per-row Python)."""
-    def run(batches):
-        for batch in batches:
-            nfkc = pc.utf8_normalize(batch.column(TEXT), form="NFKC")
-            yield pa.RecordBatch.from_arrays([*batch.columns, nfkc], names=[*batch.schema.names, column])
+def _nfkc_batch(arr: pa.Array) -> pa.Array:
+    return pc.utf8_normalize(arr, form="NFKC")
 
-    schema = T.StructType([*df.schema.fields, T.StructField(column, T.StringType())])
-    return df.mapInArrow(run, schema)
+
+def nfkc(text: Column) -> Column:
+    """Unicode NFKC of a string column, in Arrow (utf8proc) one batch at a time: Spark has no NFKC."""
+    return arrow_udf(_nfkc_batch, "string")(text)
 
 
 def survivor_order(params: SurvivorParams, columns: list[str], length: Column | None = None) -> list[Column]:
@@ -95,9 +93,7 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
     """Keep one document per exact (normalised) text; `dup_cluster`, `dup_cluster_size`, `dup_of` say which."""
     name = params.id or "exact_dedup"
     require_columns(df.columns, (ID, TEXT) + ((URL,) if params.by_url else ()), name)
-    if params.nfkc:
-        df = with_nfkc(df, "__nfkc")
-    raw = F.col("__nfkc") if params.nfkc else F.col(TEXT)
+    raw = nfkc(F.col(TEXT)) if params.nfkc else F.col(TEXT)
     text = normalised_text(raw) if params.normalise else raw
     parts = [text] + ([F.coalesce(F.col(URL), F.lit(""))] if params.by_url else [])
     key = F.when(live(df), F.format_string("%016x", F.xxhash64(*parts)))
@@ -110,4 +106,4 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
     out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "duplicate")
     ctx.reports[name] = {"normalise": params.normalise, "nfkc": params.nfkc, "by_url": params.by_url,
                          "prefer": params.prefer, "source_priority": params.source_priority}
-    return out.drop("__rank", "__nfkc")
+    return out.drop("__rank")
