@@ -57,7 +57,9 @@ def test_ids_are_stable_unique_and_derived_from_records(spark, sample_run, sampl
     assert row[0]["meta"]["warc_record_id"] == response_id(first)
     wet = df.where(F.col("url") == "https://de.example.org/wet/00000").collect()[0]  # small: one page
     refers = f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, '1234|https://de.example.org/wet/00000|wet-response')}>"
-    assert wet["id"] == stable_id(WET, refers) and wet["meta"]["cc_lang"] == "deu"
+    # Ids come from each record's own WARC-Record-ID; `meta.page_id` (the response record) joins WARC and WET.
+    assert wet["id"] == stable_id(WET, wet["meta"]["warc_record_id"]) and wet["meta"]["page_id"] == refers
+    assert wet["meta"]["cc_lang"] == "deu"
     assert wet["meta"]["decode_errors"] == "2" and wet["text"].endswith("\ufffd\ufffd broken bytes")
 
 

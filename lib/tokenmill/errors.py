@@ -17,3 +17,7 @@ class InputError(TokenmillError):
     def __init__(self, path: str, where: str, problem: str):
         self.path, self.where, self.problem = path, where, problem
         super().__init__(f"{path}: {where}: {problem}")
+
+
+class OutputError(TokenmillError):
+    """An output path may not be written (it would destroy data, or another run holds it)."""

@@ -21,8 +21,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from . import __version__
 from .config import Strict, load_yaml, validate
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 from .io.hadoopfs import HadoopFS, qualify
+from .io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
 from .io.sources import Source, list_files
 from .io.writer import commit, new_temp, read_manifest, write_split
 from .report.manifest import stage_table, versions
@@ -37,6 +38,9 @@ class PipelineConfig(Strict):
 
     name: str = "tokenmill"
     output: str
+    # Replace an earlier tokenmill output at `output` when the config or inputs changed (False: only with
+    # --force). Anything that is not a tokenmill output is never replaced.
+    overwrite: bool = True
     work_dir: str | None = None  # checkpoints and staging; default: <output>.work
     sources: list[Source] = Field(default_factory=list)
     stages: list[dict[str, Any]] = Field(default_factory=lambda: [{"stage": "read"}, {"stage": "write"}])
@@ -75,6 +79,17 @@ class Plan:
     config_path: str
     raw: dict
     stages: list[PlannedStage] = field(default_factory=list)
+    _inputs: list[dict] | None = None
+
+    def inputs(self) -> list[dict]:
+        """Every source's files with sizes and times (listed once; a missing path is a ConfigError)."""
+        if self._inputs is None:
+            self._inputs = _list_inputs(self)
+        return self._inputs
+
+    def input_paths(self) -> list[str]:
+        paths = [f["path"] for i in self.inputs() for f in i.get("files", [])]
+        return paths + [i["dataset"] for i in self.inputs() if i.get("format") == "hf"]
 
 
 def load_pipeline(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Plan:
@@ -120,7 +135,7 @@ class RunResult:
     skipped: bool
 
 
-def _inputs(plan: Plan) -> list[dict]:
+def _list_inputs(plan: Plan) -> list[dict]:
     inputs = []
     for i, src in enumerate(plan.config.sources):
         if src.format == "hf":
@@ -134,11 +149,23 @@ def _inputs(plan: Plan) -> list[dict]:
 
 
 def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
+    """Run the plan holding the output's lock; refuses an output that is not a tokenmill output."""
+    cfg = plan.config
+    check_destination(spark, cfg.output, "output", plan.input_paths())
+    reason = protected_reason(cfg.work, plan.input_paths())
+    if reason:
+        raise OutputError(f"work_dir {cfg.work}: refusing to write there: {reason}")
+    with OutputLock(spark, cfg.output):
+        remove_stale_temps(spark, cfg.work)
+        return _run(spark, plan, force)
+
+
+def _run(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
     """Run the plan: segments end at checkpoints and at `write`; finished segments are reused."""
     cfg = plan.config
     started = time.time()
     ctx = StageContext(spark, cfg, plan.config_path, cfg.work)
-    inputs = _inputs(plan)
+    inputs = plan.inputs()
     fingerprint = _digest({"version": __version__, "sources": [s.model_dump(mode="json") for s in cfg.sources],
                            "inputs": [{k: v for k, v in i.items()} for i in inputs]})
     df: DataFrame | None = None
@@ -164,6 +191,9 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
             seg_rows = previous["segment_stages"]
             reports.update(previous.get("stage_reports", {}))
         else:
+            if st.kind == "write" and previous and not (cfg.overwrite or force):
+                raise OutputError(f"output {dest}: a tokenmill output with another config or inputs is there and "
+                                  "overwrite is off; pass --force (or set overwrite: true) to replace it")
             skipped_all = False
             seg_started = time.time()
             ctx.reports = {}

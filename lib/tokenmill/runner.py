@@ -43,6 +43,7 @@ def _pipeline(args: argparse.Namespace, required_stage: str | None = None):
         from .errors import ConfigError
 
         raise ConfigError(f"{args.config}: stages: no `{required_stage}` stage")
+    plan.inputs()  # a missing input path is reported before Spark starts
     spark = build_session(args.spark_profile, app_name=f"tokenmill-{plan.config.name}")
     try:
         result = run(spark, plan, force=args.force)

@@ -18,9 +18,12 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .. import __version__
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
+from ..io.outputs import OutputLock, check_destination
 from ..io.sources import read_source
+from ..io.writer import commit, new_temp
 from ..schema import ID, REMOVED_BY, TEXT
 from ..tokens.count import unit_hash
 from .config import FeatureParams, TrainParams
@@ -105,10 +108,20 @@ def fit(spark: SparkSession, params: TrainParams) -> tuple[PipelineModel, dict]:
 
 def train(spark: SparkSession, params: TrainParams) -> dict:
     """Fit, evaluate, save the PipelineModel to `model_out` with metrics.json beside it; the metrics."""
-    model, metrics = fit(spark, params)
     out = qualify(params.model_out)
-    (model.write().overwrite() if params.overwrite else model.write()).save(out)
-    HadoopFS(spark, out).write_text(f"{out}/metrics.json", json.dumps(metrics, indent=1) + "\n")
+    check_destination(spark, out, "model_out", replace=params.overwrite)
+    with OutputLock(spark, out):
+        model, metrics = fit(spark, params)
+        temp = new_temp(out)
+        try:
+            model.write().save(temp)
+            HadoopFS(spark, temp).write_text(f"{temp}/metrics.json", json.dumps(metrics, indent=1) + "\n")
+        except BaseException:
+            HadoopFS(spark, temp).delete(temp)
+            raise
+        # The model folder is a tokenmill output: `_SUCCESS` and `manifest.json` mark it replaceable.
+        commit(spark, temp, out, {"tokenmill_version": __version__, "kind": "quality_model",
+                                  "params": params.model_dump(mode="json"), "metrics": metrics})
     log.info("saved quality model to %s (ROC-AUC %.4f on %d held-out documents)", out, metrics["roc_auc"],
              metrics["test_docs"])
     return metrics

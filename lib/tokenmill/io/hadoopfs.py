@@ -40,6 +40,45 @@ class HadoopFS:
         if not self.fs.rename(self._p(src), self._p(dst)):
             raise OSError(f"could not rename {src} to {dst}")
 
+    def is_dir(self, path: str) -> bool:
+        return bool(self.fs.getFileStatus(self._p(path)).isDirectory())
+
+    def list_names(self, path: str) -> list[str]:
+        """Names of everything directly inside ``path``."""
+        if not self.exists(path):
+            return []
+        return sorted(s.getPath().getName() for s in self.fs.listStatus(self._p(path)))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Full paths matching a Hadoop glob (``*`` within one path component)."""
+        found = self.fs.globStatus(self._p(pattern))
+        return sorted(s.getPath().toString() for s in found) if found else []
+
+    def create_new(self, path: str, text: str) -> bool:
+        """Create ``path`` with ``text`` only if it does not exist (atomic locally); False if it exists."""
+        local = qualify(path)
+        if "://" not in local:
+            try:
+                fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return True
+        if self.exists(path):
+            return False
+        try:
+            out = self.fs.create(self._p(path), False)
+        except Exception as exc:  # FileAlreadyExistsException from the JVM: someone else was first
+            if "AlreadyExists" in str(exc) or "already exists" in str(exc):
+                return False
+            raise
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+        return True
+
     def list_dirs(self, path: str) -> list[str]:
         if not self.exists(path):
             return []

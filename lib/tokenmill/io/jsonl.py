@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -14,7 +15,10 @@ import fsspec
 
 from ..errors import InputError
 from .fields import FieldMap, as_meta_value, lookup
+from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .records import Row, doc_row, skip_row
+
+SPOOL_BYTES = 64 << 20  # a gzip member's decoded lines are held in memory up to this, then on local disk
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,11 @@ class JsonlOptions:
     storage_options: dict = field(default_factory=dict)
 
 
-def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str) -> Iterator[Row]:
+def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str,
+             key: str | None = None) -> Iterator[Row]:
     if opts.on_error == "raise":
         raise InputError(path, where, detail)
-    yield skip_row(opts.source, path, where, reason, detail)
+    yield skip_row(opts.source, path, where, reason, detail, key=key)
 
 
 def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions) -> Iterator[Row]:
@@ -37,40 +42,108 @@ def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions) -> I
     if size == 0:
         yield from _problem(opts, path, "line 0", "empty_file", "the file is empty")
         return
+    with fsspec.open(path, "rb", **opts.storage_options) as raw:
+        gz = raw.read(3) == GZIP_MAGIC
+    if gz:
+        with fsspec.open(path, "rb", **opts.storage_options) as raw:
+            yield from _lines_to_rows(_gzip_lines(raw, path, relpath, opts), path, relpath, opts)
+        return
     with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as stream:
         # zstd readers have no readline; a BufferedReader gives every codec one (and big reads).
-        handle = stream if path.endswith((".gz", ".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
-        lineno = 0
-        while True:
-            try:
-                raw = handle.readline()
-            except (OSError, EOFError) as exc:  # truncated .gz/.zst: the rest of the file is unreadable
-                yield from _problem(opts, path, f"after line {lineno}", "corrupt_compression", str(exc))
+        handle = stream if path.endswith((".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
+        yield from _lines_to_rows(_stream_lines(handle, path, opts), path, relpath, opts)
+
+
+def _stream_lines(handle, path: str, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:
+    lineno = 0
+    while True:
+        try:
+            raw = handle.readline()
+        except (OSError, EOFError) as exc:  # truncated .zst: the rest of the file is unreadable
+            yield from _problem(opts, path, f"after line {lineno}", "corrupt_compression", str(exc))
+            return
+        if not raw:
+            return
+        lineno += 1
+        yield lineno, raw
+
+
+def _gzip_lines(raw, path: str, relpath: str, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:
+    """Lines of a gzip file, member by member: a member's lines are released only after its CRC checks,
+    so nothing decoded from a damaged member is kept; its lines are counted skips with their range."""
+    lineno, carry = 0, b""
+    for member in GzipMembers(raw):
+        if isinstance(member, Gap):
+            yield from _problem(opts, path, f"byte {member.offset}", "corrupt_gzip", "bytes that are not gzip data")
+            continue
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            spool.write(carry)
+            for chunk in member.chunks():
+                spool.write(chunk)
+            spool.seek(0)
+            if member.status == "corrupt":
+                spool.seek(0)
+                spool.truncate()
+                spool.write(carry)
+                for chunk in member.salvage():
+                    spool.write(chunk)
+                spool.seek(0)
+                n = sum(1 for line in spool if line.strip())
+                first, last = lineno + 1, lineno + max(n, 1)
+                where = f"lines {first}-{last} (gzip member at byte {member.offset})"
+                detail = f"{member.detail}: nothing decoded from this member is kept"
+                if opts.on_error == "raise":
+                    raise InputError(path, where, detail)
+                for k in range(first, last + 1):
+                    yield skip_row(opts.source, path, where, "corrupt_gzip", detail, key=f"{relpath}:{k}")
+                lineno, carry = last, b""
+                continue
+            carry = b""
+            for line in spool:
+                if not line.endswith(b"\n"):
+                    carry = line  # a line continued in the next member
+                    break
+                lineno += 1
+                yield lineno, line
+            if member.status == "truncated":
+                if carry.strip():
+                    yield from _problem(opts, path, f"line {lineno + 1}", "corrupt_compression",
+                                        f"{member.detail}; the line is cut short")
                 return
-            if not raw:
-                return
-            lineno += 1
-            where = f"line {lineno}"
-            if not raw.strip():
-                continue
-            if len(raw) > opts.max_doc_bytes:
-                yield skip_row(opts.source, path, where, "too_large",
-                               f"{len(raw)} bytes > max_doc_bytes {opts.max_doc_bytes}", key=f"{relpath}:{lineno}")
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield from _problem(opts, path, where, "bad_utf8", f"invalid UTF-8 at byte {exc.start}")
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield from _problem(opts, path, where, "bad_json", f"invalid JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if not isinstance(record, dict):
-                yield from _problem(opts, path, where, "bad_json", f"expected a JSON object, got {type(record).__name__}")
-                continue
-            yield from _map_record(record, path, relpath, lineno, opts)
+    if carry.strip():
+        yield lineno + 1, carry
+
+
+def _lines_to_rows(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterator[Row]:
+    for item in lines:
+        if isinstance(item, dict):
+            yield item
+            continue
+        lineno, raw = item
+        where = f"line {lineno}"
+        if not raw.strip():
+            continue
+        if len(raw) > opts.max_doc_bytes:
+            yield skip_row(opts.source, path, where, "too_large",
+                           f"{len(raw)} bytes > max_doc_bytes {opts.max_doc_bytes}", key=f"{relpath}:{lineno}")
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield from _problem(opts, path, where, "bad_utf8", f"invalid UTF-8 at byte {exc.start + 1} of the line",
+                                key=f"{relpath}:{lineno}")
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield from _problem(opts, path, where, "bad_json", f"invalid JSON: {exc.msg} at column {exc.colno}",
+                                key=f"{relpath}:{lineno}")
+            continue
+        if not isinstance(record, dict):
+            yield from _problem(opts, path, where, "bad_json", f"expected a JSON object, got {type(record).__name__}",
+                                key=f"{relpath}:{lineno}")
+            continue
+        yield from _map_record(record, path, relpath, lineno, opts)
 
 
 def _map_record(record: dict, path: str, relpath: str, lineno: int, opts: JsonlOptions) -> Iterator[Row]:
@@ -79,18 +152,21 @@ def _map_record(record: dict, path: str, relpath: str, lineno: int, opts: JsonlO
     try:
         text = lookup(record, fm.text_field)
     except KeyError:
-        yield from _problem(opts, path, where, "missing_field", f"field '{fm.text_field}' (text_field) is missing")
+        yield from _problem(opts, path, where, "missing_field", f"field '{fm.text_field}' (text_field) is missing",
+                            key=f"{relpath}:{lineno}")
         return
     if not isinstance(text, str):
         yield from _problem(opts, path, where, "bad_field",
-                            f"field '{fm.text_field}' (text_field) is {type(text).__name__}, not a string")
+                            f"field '{fm.text_field}' (text_field) is {type(text).__name__}, not a string",
+                            key=f"{relpath}:{lineno}")
         return
     key = f"{relpath}:{lineno}"
     if fm.id_field:
         try:
             key = str(lookup(record, fm.id_field))
         except KeyError:
-            yield from _problem(opts, path, where, "missing_field", f"field '{fm.id_field}' (id_field) is missing")
+            yield from _problem(opts, path, where, "missing_field", f"field '{fm.id_field}' (id_field) is missing",
+                                key=f"{relpath}:{lineno}")
             return
     url = None
     if fm.url_field:

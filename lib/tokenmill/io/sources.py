@@ -52,6 +52,9 @@ class WarcSource(SourceBase):
     main_content: bool = True
     content_types: list[str] = Field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
     on_error: Literal["skip", "raise"] = "skip"  # at crawl scale one bad record must not stop a job
+    # A record whose Content-Length disagrees with its true extent (gzip member end, next WARC header):
+    # keep it (read to its true end, `meta.length_mismatch` says so) or skip it (`read:bad_length`).
+    length_mismatch: Literal["keep", "skip"] = "keep"
 
 
 class JsonlSource(SourceBase):
@@ -121,8 +124,8 @@ def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str)
         opts = WarcOptions(source=src.name, kind=src.format, extractor=src.extractor,
                            main_content=src.main_content, content_types=tuple(src.content_types),
                            max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
-                           storage_options=src.storage_options)
-        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts))
+                           length_mismatch=src.length_mismatch, storage_options=src.storage_options)
+        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r))
     if isinstance(src, JsonlSource):
         from .jsonl import JsonlOptions, read_jsonl_file
 

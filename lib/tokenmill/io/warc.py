@@ -1,23 +1,29 @@
 """Stream WARC / WET files record by record into canonical rows, with counted skips for bad records.
 
-A corrupt record (bad header, broken gzip member, truncated payload) is a skip at its byte offset;
-reading resumes at the next gzip member (or `WARC/` line), so one bad record never loses a file.
+Gzip files are read member by member (`gzmembers`): a member that fails to decompress or fails its CRC
+is one counted skip at its byte offset (none of its bytes are kept), and reading resumes at the next
+member. Records are delimited by member ends and header lines (`warcparse`), so a wrong `Content-Length`
+costs at most its own record. Only a file whose first bytes are not WARC at all is `not_warc`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import fsspec
-from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from ..errors import InputError
 from ..extract.html import decode, extract_text
+from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .records import Row, doc_row, skip_row
+from .warcparse import ByteUnit, RawRecord, Region, parse_fields, records, split_head
 
-GZIP_MAGIC = b"\x1f\x8b\x08"
-WARC_MAGIC = b"WARC/"
+# Records of one gzip member are held until the member's CRC is checked; past this many bytes (a whole
+# file compressed as one member) they are released unverified, so memory stays bounded.
+MAX_HELD_BYTES = 64 << 20
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 
 
 @dataclass(frozen=True)
@@ -32,148 +38,194 @@ class WarcOptions:
     max_record_bytes: int = 10 << 20
     min_text_chars: int = 1
     on_error: str = "skip"
+    length_mismatch: str = "keep"  # keep: read to the true record end and note it in meta; skip: a counted skip
     storage_options: dict = field(default_factory=dict)
 
 
-class _Corrupt(Exception):
-    """Raised inside the record loop to trigger a resync at an absolute byte offset."""
+class _File:
+    """Per-file state: the path for messages, the relative path for keys, record ids seen so far."""
 
-    def __init__(self, offset: int, reason: str, detail: str):
-        super().__init__(detail)
-        self.offset, self.reason, self.detail = offset, reason, detail
+    def __init__(self, path: str, relpath: str, opts: WarcOptions):
+        self.path, self.relpath, self.opts = path, relpath, opts
+        self.seen: set[str] = set()
 
+    def problem(self, where: str, reason: str, detail: str, url: str | None = None) -> Iterator[Row]:
+        if self.opts.on_error == "raise":
+            raise InputError(self.path, where, detail)
+        yield skip_row(self.opts.source, self.path, where, reason, detail, url=url, key=f"{self.relpath}@{where}")
 
-def _find_magic(handle, start: int, magic: bytes, chunk: int = 1 << 20) -> int | None:
-    """Offset of the next ``magic`` at or after ``start`` (None at end of file)."""
-    handle.seek(start)
-    carry = b""
-    pos = start
-    while True:
-        data = handle.read(chunk)
-        if not data:
-            return None
-        buf = carry + data
-        hit = buf.find(magic)
-        if hit >= 0:
-            return pos - len(carry) + hit
-        carry = buf[-(len(magic) - 1):]
-        pos += len(data)
+    def skip(self, where: str, reason: str, detail: str, url: str | None = None) -> Row:
+        return skip_row(self.opts.source, self.path, where, reason, detail, url=url, key=f"{self.relpath}@{where}")
 
 
-def read_warc_file(path: str, size: int, opts: WarcOptions) -> Iterator[Row]:
+def read_warc_file(path: str, size: int, opts: WarcOptions, relpath: str | None = None) -> Iterator[Row]:
     """Every record of one WARC/WET file as a document row or a skip row (or InputError on raise)."""
+    f = _File(path, relpath or path, opts)
     if size == 0:
-        yield from _problem(opts, path, "byte 0", "empty_file", "the file is empty")
+        yield from f.problem("byte 0", "empty_file", "the file is empty")
         return
     with fsspec.open(path, "rb", **opts.storage_options) as handle:
-        head = handle.read(4)
-        magic = GZIP_MAGIC if head[:3] == GZIP_MAGIC else WARC_MAGIC
-        start, seen_any, in_bad_region = 0, False, False
-        while start is not None:
-            handle.seek(start)
-            try:
-                for row in _records(handle, start, magic, path, opts):
-                    seen_any, in_bad_region = True, False
-                    yield row
-                return
-            except _Corrupt as bad:
-                # Report once per corrupt region, then resync after the failing offset.
-                if not seen_any and bad.offset == 0:
-                    reason, detail = "not_warc", f"not a WARC file ({bad.detail})"
-                else:
-                    reason, detail = bad.reason, bad.detail
-                if not in_bad_region:
-                    yield from _problem(opts, path, f"byte {bad.offset}", reason, detail)
-                in_bad_region = True
-                if reason == "not_warc":
-                    return
-                # Retry at the failing member itself once (it may be fine, after a record that lied about
-                # its length); if it fails right there, move past it to the next member.
-                start = bad.offset if bad.offset > start else _find_magic(handle, bad.offset + 1, magic)
+        head = handle.read(3)
+        handle.seek(0)
+        if head == GZIP_MAGIC:
+            yield from _gzip_file(handle, f)
+        else:
+            yield from _plain_file(handle, f)
 
 
-def _problem(opts: WarcOptions, path: str, where: str, reason: str, detail: str, url: str | None = None,
-             key: str | None = None) -> Iterator[Row]:
-    if opts.on_error == "raise":
-        raise InputError(path, where, detail)
-    yield skip_row(opts.source, path, where, reason, detail, url=url, key=key)
+def _plain_file(handle, f: _File) -> Iterator[Row]:
+    def chunks():
+        while data := handle.read(1 << 20):
+            yield data
 
-
-def _records(handle, base: int, magic: bytes, path: str, opts: WarcOptions) -> Iterator[Row]:
-    record_type = WarcRecordType.conversion if opts.kind == "wet" else WarcRecordType.response
-    last_good: int | None = None
-    iterator = ArchiveIterator(handle, record_types=record_type, parse_http=opts.kind != "wet",
-                               stream_detect=True)
-    while True:
-        try:
-            record = next(iterator)
-        except StopIteration:
-            return
-        except OSError as exc:
-            reason = "corrupt_gzip" if "ecompress" in str(exc) else "bad_record"
-            # The failing record starts at the next member after the last good one (gzip per record).
-            offset = base if last_good is None else _find_magic(handle, last_good + 1, magic)
-            raise _Corrupt(base if offset is None else offset, reason, str(exc)) from None
-        offset = record.stream_pos  # absolute in the file, also after a resync seek
-        last_good = offset
-        yield from _record_row(record, path, offset, opts)
-
-
-def _record_row(record, path: str, offset: int, opts: WarcOptions) -> Iterator[Row]:
-    headers = record.headers
-    url = headers.get("WARC-Target-URI")
-    record_id = headers.get("WARC-Record-ID") or f"{path}@{offset}"
-    # WET conversion records point at their WARC response: the same page gets the same id from both.
-    key = headers.get("WARC-Refers-To") or record_id if opts.kind == "wet" else record_id
-    where = f"record {record_id} at byte {offset}"
-    expected = record.content_length
-    if expected > opts.max_record_bytes:
-        record.reader.consume()
-        yield skip_row(opts.source, path, where, "too_large",
-                       f"{expected} bytes > max_record_bytes {opts.max_record_bytes}", url=url, key=key)
+    unit = ByteUnit(chunks())
+    unit.skip_blank()
+    if not unit.at_end() and not unit.buf.startswith(b"WARC/"[: len(unit.buf)]) or unit.fill(5) < 5:
+        yield from f.problem(f"byte {unit.pos}", "not_warc", "not a WARC file (no gzip header, no `WARC/` line)")
         return
-    meta = {"warc_date": headers.get("WARC-Date") or "", "warc_record_id": record_id,
-            "warc_file": path, "warc_offset": str(offset)}
-    if opts.kind == "wet":
-        body = record.reader.read()
-        if len(body) < expected:
-            yield from _problem(opts, path, where, "truncated_record",
-                                f"payload has {len(body)} of {expected} bytes", url=url, key=key)
+    for item in records(unit, lambda pos: f"byte {pos}", False, f.opts.max_record_bytes, _wanted(f.opts)):
+        yield from _item_rows(item, f)
+
+
+def _gzip_file(handle, f: _File) -> Iterator[Row]:
+    first = True
+    in_bad_region = False
+    for member in GzipMembers(handle):
+        if isinstance(member, Gap):
+            if not in_bad_region:
+                yield from f.problem(f"byte {member.offset}", "bad_record", "bytes that are not a gzip member "
+                                     + (f"up to byte {member.end}" if member.end is not None else "up to the end"))
+            in_bad_region = True
+            continue
+        base = member.offset
+        unit = ByteUnit(member.chunks())
+        if first:
+            first = False
+            unit.skip_blank()
+            if unit.fill(5) >= 5 and not unit.buf.startswith(b"WARC/"):
+                yield from f.problem("byte 0", "not_warc", "not a WARC file (the gzip data does not start with "
+                                     "a `WARC/` line)")
+                return
+        held: list[RawRecord | Region] = []
+        held_bytes = 0
+        where_of = (lambda b: lambda pos: f"byte {b}" if pos == 0 else f"byte {b}+{pos}")(base)
+        for item in records(unit, where_of, True, f.opts.max_record_bytes, _wanted(f.opts)):
+            held.append(item)
+            held_bytes += len(getattr(item, "body", None) or b"")
+            if held_bytes > MAX_HELD_BYTES:  # one huge member: stream its records without the CRC check
+                for earlier in held:
+                    yield from _item_rows(earlier, f)
+                held, held_bytes = [], 0
+        member.drain()
+        if member.status == "ok":
+            in_bad_region = False
+            for item in held:
+                yield from _item_rows(item, f)
+        elif member.status == "truncated":
+            for item in held[:-1]:
+                yield from _item_rows(item, f)
+            cut = held[-1] if held else None
+            url = cut.fields.get("warc-target-uri") if isinstance(cut, RawRecord) else None
+            yield from f.problem(_where(cut) if isinstance(cut, RawRecord) else f"byte {base}", "truncated_record",
+                                 f"{member.detail} (started at byte {base})", url=url)
             return
+        else:
+            # Nothing decoded from a damaged member is kept: its bytes may be garbled.
+            if not in_bad_region:
+                urls = [i.fields.get("warc-target-uri") for i in held if isinstance(i, RawRecord)]
+                yield from f.problem(f"byte {base}", "corrupt_gzip", f"{member.detail}; reading resumes at the "
+                                     "next gzip member", url=urls[0] if urls else None)
+            in_bad_region = True
+
+
+def _where(rec: RawRecord) -> str:
+    rid = rec.fields.get("warc-record-id")
+    return f"record {rid} at {rec.where}" if rid else rec.where
+
+
+def _wanted(opts: WarcOptions):
+    kind = "conversion" if opts.kind == "wet" else "response"
+    return lambda fields: fields.get("warc-type", "").lower() == kind
+
+
+def _item_rows(item: RawRecord | Region, f: _File) -> Iterator[Row]:
+    if isinstance(item, Region):
+        yield from f.problem(item.where, item.reason, item.detail)
+        return
+    url = item.fields.get("warc-target-uri")
+    if item.problem:
+        reason, detail = item.problem
+        if reason == "too_large":
+            yield f.skip(_where(item), reason, detail, url)
+        else:
+            yield from f.problem(_where(item), reason, detail, url)
+        return
+    if item.length_mismatch and f.opts.length_mismatch == "skip":
+        yield from f.problem(_where(item), "bad_length", item.length_mismatch, url)
+        return
+    yield from _record_row(item, f, url)
+
+
+def _record_row(rec: RawRecord, f: _File, url: str | None) -> Iterator[Row]:
+    opts = f.opts
+    record_id = rec.fields.get("warc-record-id") or f"{f.relpath}@{rec.where}"
+    # Each record is keyed by its own record id; a repeated one (seen in cc_net's samples) gets its
+    # position added, so ids stay unique and the repeat is visible in meta.
+    key = record_id
+    meta = {"warc_date": rec.fields.get("warc-date", ""), "warc_record_id": record_id,
+            "warc_file": f.path, "warc_offset": rec.where.removeprefix("byte "),
+            # The page's response record: shared by its WARC response and WET conversion records.
+            "page_id": rec.fields.get("warc-refers-to") if opts.kind == "wet" and rec.fields.get("warc-refers-to")
+            else record_id}
+    if key in f.seen:
+        key = f"{record_id}@{f.relpath}:{rec.where}"
+        meta["id_disambiguated"] = "repeated WARC-Record-ID"
+    f.seen.add(record_id)
+    if rec.length_mismatch:
+        meta["length_mismatch"] = rec.length_mismatch
+    body = rec.body or b""
+    if opts.kind == "wet":
         text = body.decode("utf-8", errors="replace")
-        meta["content_type"] = headers.get("Content-Type") or "text/plain"
+        meta["content_type"] = rec.fields.get("content-type") or "text/plain"
         meta["charset"] = "utf-8"
         if "\ufffd" in text and b"\xef\xbf\xbd" not in body:
             meta["decode_errors"] = str(text.count("\ufffd"))
-        lang = headers.get("WARC-Identified-Content-Language")
+        lang = rec.fields.get("warc-identified-content-language")
         if lang:
             meta["cc_lang"] = lang
     else:
-        status = record.http_headers.status_code if record.is_http else None
-        content_type = (record.http_content_type or "").lower()
+        status, raw_type, payload = _http(body, rec.fields)
+        content_type = raw_type.split(";")[0].strip().lower()
         meta["content_type"] = content_type
         if status is not None and status != 200:
-            record.reader.consume()
-            yield skip_row(opts.source, path, where, "http_status", f"HTTP status {status}", url=url, key=key)
+            yield f.skip(_where(rec), "http_status", f"HTTP status {status}", url)
             return
         if not content_type.startswith(opts.content_types):
-            record.reader.consume()
-            yield skip_row(opts.source, path, where, "not_html",
-                           f"content type {content_type or 'missing'}", url=url, key=key)
+            yield f.skip(_where(rec), "not_html", f"content type {content_type or 'missing'}", url)
             return
-        body = record.reader.read()
-        if len(body) < expected:
-            yield from _problem(opts, path, where, "truncated_record",
-                                f"payload has {len(body)} of {expected} bytes", url=url, key=key)
-            return
-        html, charset, how = decode(body, record.http_charset)
+        m = _CHARSET.search(raw_type)
+        html, charset, how = decode(payload, m.group(1) if m else None)
         meta["charset"], meta["charset_from"] = charset, how
         try:
             text = extract_text(html, opts.extractor, opts.main_content)
         except Exception as exc:  # an extractor crash on one page is that page's problem
-            yield from _problem(opts, path, where, "extract_error", f"{type(exc).__name__}: {exc}", url=url, key=key)
+            yield from f.problem(_where(rec), "extract_error", f"{type(exc).__name__}: {exc}", url)
             return
     if len(text.strip()) < opts.min_text_chars:
-        yield skip_row(opts.source, path, where, "empty_text", "no text after extraction", url=url, key=key)
+        yield f.skip(_where(rec), "empty_text", "no text after extraction", url)
         return
     yield doc_row(opts.source, key, text, url, meta)
+
+
+def _http(body: bytes, fields: dict) -> tuple[int | None, str, bytes]:
+    """(status, Content-Type, payload) of an HTTP response block; CRLF or bare-LF header lines."""
+    if body.startswith(b"HTTP/"):
+        head = split_head(body)
+        if head is not None:
+            block, payload = head
+            status_line, _, rest = block.partition(b"\n")
+            parts = status_line.split()
+            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+            return status, parse_fields(rest).get("content-type", ""), payload
+    # No HTTP block (a `resource` record, or headers stripped): the record's own type describes the body.
+    return None, fields.get("content-type", ""), body

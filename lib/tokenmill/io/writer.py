@@ -13,6 +13,7 @@ from urllib.parse import unquote
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ..errors import OutputError
 from ..schema import ID, LANG, LANG_SCORE, REMOVED_BY, SOURCE, URL
 from .hadoopfs import HadoopFS, qualify
 
@@ -106,6 +107,10 @@ def commit(spark: SparkSession, temp: str, dest: str, manifest: dict) -> None:
     fs.write_text(f"{temp}/_SUCCESS", "")
     dest = qualify(dest)
     old = None
+    if fs.exists(dest) and fs.list_names(dest) and not (fs.exists(f"{dest}/_SUCCESS")
+                                                        and fs.exists(f"{dest}/manifest.json")):
+        fs.delete(temp)  # last line of defence: only a tokenmill output is ever moved aside and deleted
+        raise OutputError(f"{dest}: the folder exists and is not a tokenmill output; refusing to replace it")
     if fs.exists(dest):
         old = f"{new_temp(dest)}-old"
         fs.rename(dest, old)

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from .. import __version__
 from ..errors import ConfigError, TokenmillError
 from ..io.hadoopfs import HadoopFS, qualify
+from ..io.outputs import OutputLock, check_destination
 from ..io.writer import commit, new_temp, read_manifest
 from ..report.manifest import versions
 from ..schema import ID, SOURCE, TEXT
@@ -281,8 +282,15 @@ class BuildResult:
 def build_mixture(spark: SparkSession, cfg: MixtureConfig, config_path: str = "<config>",
                   plan_file: str | None = None, force: bool = False) -> BuildResult:
     """Plan (or load a plan), select, shuffle and write the shards atomically; validate against the plan."""
-    started = time.time()
     dest = qualify(cfg.output)
+    check_destination(spark, dest, "output", [s.path for s in cfg.sources if s.path])
+    with OutputLock(spark, dest):
+        return _build(spark, cfg, dest, config_path, plan_file, force)
+
+
+def _build(spark: SparkSession, cfg: MixtureConfig, dest: str, config_path: str, plan_file: str | None,
+           force: bool) -> BuildResult:
+    started = time.time()
     given_plan = None
     if plan_file:
         import fsspec
