@@ -127,13 +127,17 @@ def test_only_a_file_that_is_not_warc_at_all_is_not_warc(tmp_path):
         assert [r["removed_by"] for r in rows] == ["read:not_warc"]
 
 
-def _with_content_length(member: bytes, delta: int) -> bytes:
-    """The gzip member with its WARC Content-Length changed by ``delta`` (recompressed)."""
-    raw = gzip.decompress(member)
-    head, sep, rest = raw.partition(b"\r\n\r\n")
+def _lying(record: bytes, delta: int) -> bytes:
+    """A WARC record with its Content-Length changed by ``delta``."""
+    head, sep, rest = record.partition(b"\r\n\r\n")
     lines = [ln if not ln.startswith(b"Content-Length:") else b"Content-Length: %d" % (int(ln.split(b":")[1]) + delta)
              for ln in head.split(b"\r\n")]
-    return gzip.compress(b"\r\n".join(lines) + sep + rest)
+    return b"\r\n".join(lines) + sep + rest
+
+
+def _with_content_length(member: bytes, delta: int) -> bytes:
+    """The gzip member with its WARC Content-Length changed by ``delta`` (recompressed)."""
+    return gzip.compress(_lying(gzip.decompress(member), delta))
 
 
 @pytest.mark.parametrize("delta", [1 << 20, 700, -40])
@@ -160,11 +164,7 @@ def test_wrong_content_length_in_an_uncompressed_warc_resyncs_at_the_next_header
     offsets = write_warc(path, gz=False)
     data = path.read_bytes()
     start, end = offsets[5], offsets[6]
-    record = data[start:end]
-    head, sep, rest = record.partition(b"\r\n\r\n")
-    lines = [ln if not ln.startswith(b"Content-Length:") else b"Content-Length: %d" % (int(ln.split(b":")[1]) + delta)
-             for ln in head.split(b"\r\n")]
-    path.write_bytes(data[:start] + b"\r\n".join(lines) + sep + rest + data[end:])
+    path.write_bytes(data[:start] + _lying(data[start:end], delta) + data[end:])
     rows = read(path)
     assert len(rows) == N_PAGES and kept_pages(rows) == list(range(N_PAGES))
     assert all(r["text"] == text_of(int(r["url"].rsplit("/", 1)[1])) for r in rows)
@@ -299,3 +299,28 @@ def test_jsonl_garbled_single_member_keeps_nothing_garbled(tmp_path):
     kept = [r for r in rows if r["removed_by"] is None]
     assert kept == []
     assert {r["removed_by"] for r in rows} <= {"read:corrupt_gzip"} and len(rows) >= 1
+
+
+def test_damaged_crawl_through_the_pipeline_balances_and_keeps_every_intact_page(spark, tmp_path):
+    from conftest import write_config
+    from tokenmill.pipeline import load_pipeline, run
+
+    path = tmp_path / "crawl" / "CC-MAIN-00000.warc.gz"
+    path.parent.mkdir()
+    offsets = write_warc(path)
+    spans = dict(members(path))
+    data = bytearray(path.read_bytes())
+    bad, lying = offsets[7], offsets[3]
+    data[bad + 200:bad + 208] = b"\xff" * 8
+    data = bytes(data[:lying]) + _with_content_length(bytes(data[lying:spans[lying]]), 1 << 20) + bytes(data[spans[lying]:])
+    path.write_bytes(data)
+    cfg = write_config(tmp_path / "c.yaml", {
+        "output": str(tmp_path / "out"),
+        "sources": [{"name": "cc", "format": "warc", "paths": str(tmp_path / "crawl" / "*.warc.gz")}]})
+    result = run(spark, load_pipeline(str(cfg)))
+    read_stage = result.manifest["stages"][0]
+    assert (read_stage["rows_in"], read_stage["rows_out"], read_stage["removed"]) == (22, 21, {"corrupt_gzip": 1})
+    assert result.manifest["output"]["read_notes"] == {"length_mismatch": {"cc": 1}}
+    kept = spark.read.parquet(str(tmp_path / "out" / "data")).select("url", "text").collect()  # small: 21 rows
+    assert sorted((int(r["url"].rsplit("/", 1)[1]), r["text"]) for r in kept) == [
+        (i, text_of(i)) for i in range(N_PAGES) if i != 7]

@@ -28,8 +28,9 @@ def test_notebook_runs_on_sample_output(sample_run):
     assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+def _run(*args, log_dir=None):
+    env = {**os.environ, "TOKENMILL_LOG_DIR": str(log_dir) if log_dir else "-"}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
 
 
 def test_cli_lists_jobs_and_jobs_have_help():
@@ -47,3 +48,36 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     res = _run("-m", "tokenmill", "pipeline", "--config", str(bad))
     assert res.returncode == 2
     assert f"error: {bad}: bogus: unknown key" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_data_error_in_a_spark_task_is_one_line_and_the_trace_is_in_the_log(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output: {tmp_path / 'out'}\nsources:\n  - {{name: j, format: jsonl, paths: {tmp_path / 'in'}/*.jsonl}}\n")
+    res = _run("-m", "tokenmill", "pipeline", "--config", str(cfg), "--spark-profile", "test", log_dir=tmp_path / "logs")
+    assert res.returncode == 1
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: InputError: {tmp_path / 'in' / 'x.jsonl'}: line 2: invalid JSON: Expecting value at column 10"]
+    assert "Traceback" not in res.stderr and "at org.apache" not in res.stderr and len(res.stderr.splitlines()) < 40
+    logs = list((tmp_path / "logs").glob("tokenmill-pipeline-*.log"))
+    assert len(logs) == 1 and f"(the full log: {logs[0]})" in res.stderr
+    assert "Traceback" in logs[0].read_text()
+
+
+def test_missing_input_is_reported_before_spark_starts(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output: {tmp_path / 'out'}\nsources:\n  - {{name: j, format: jsonl, paths: {tmp_path}/nothing/*.jsonl}}\n")
+    res = _run("-m", "tokenmill", "pipeline", "--config", str(cfg), log_dir=tmp_path / "logs")
+    assert res.returncode == 2 and "matched no files" in res.stderr
+    assert "SparkContext" not in next((tmp_path / "logs").glob("*.log")).read_text()
+
+
+def test_bands_arguments_and_job_help_are_clear():
+    for args, message in ((["--num-perm", "0"], "--num-perm 0: the number of MinHash permutations, at least 1"),
+                          (["--threshold", "1.5"], "--threshold 1.5: a Jaccard similarity strictly between 0 and 1")):
+        res = _run("-m", "tokenmill", "minhash_bands", *args)
+        assert res.returncode == 2 and f"error: {message}" in res.stderr and "Traceback" not in res.stderr
+    for job in ("plan_mixture", "build_mixture"):
+        text = " ".join(_run("-m", "tokenmill", job, "--help").stdout.split())
+        assert "mixture config (YAML" in text and "pipeline" not in text

@@ -16,7 +16,8 @@ class InputError(TokenmillError):
 
     def __init__(self, path: str, where: str, problem: str):
         self.path, self.where, self.problem = path, where, problem
-        super().__init__(f"{path}: {where}: {problem}")
+        shown = path.removeprefix("file://") if path.startswith("file:///") else path  # a local file: its path
+        super().__init__(f"{shown}: {where}: {problem}")
 
 
 class OutputError(TokenmillError):

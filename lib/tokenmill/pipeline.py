@@ -25,7 +25,8 @@ from .errors import ConfigError, OutputError
 from .io.hadoopfs import HadoopFS, qualify
 from .io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
 from .io.sources import Source, list_files
-from .io.writer import commit, new_temp, read_manifest, write_split
+from .io.stamps import referenced_stamps
+from .io.writer import check_unique_ids, commit, new_temp, read_manifest, write_split
 from .report.manifest import stage_table, versions
 from .schema import REMOVED_BY
 from .stage import StageContext, StageParams, WriteParams, get, resolve_deferred
@@ -70,6 +71,9 @@ class PlannedStage:
         extra = getattr(self.params, "fingerprint_extra", None)
         if extra is not None:  # what the params point to (a rule set file, word lists) changes the output too
             part["extra"] = extra()
+        # Every file or folder the params (or what they resolve to) name: models, tokenizers, benchmarks,
+        # lists. Editing one reruns the stage.
+        part["files"] = referenced_stamps([part["params"], part.get("extra")])
         return part
 
 
@@ -204,6 +208,7 @@ def _run(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
                 reports.update(ctx.reports)
                 counts = write_split(df, temp, write_params.partition_by, write_params.keep_removed,
                                      write_params.max_rows_per_file, write_params.compression)
+                check_unique_ids(spark, temp, dest)
                 reports = resolve_deferred(reports)
                 seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
                                        counts, rows_in)
@@ -232,6 +237,8 @@ def _run(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
                     from .dedup.report import write_csv
 
                     manifest["output"]["decontamination"] = write_csv(spark, temp, counts["decontamination"])
+                if "read_notes" in counts:
+                    manifest["output"]["read_notes"] = counts["read_notes"]
                 if "languages" in counts:
                     manifest["output"]["languages"] = counts["languages"]
                 if "quality" in counts:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,8 +26,8 @@ class Job:
     run: Callable[[argparse.Namespace], int]
 
 
-def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="pipeline YAML, e.g. conf/sample.yaml")
+def _config_args(parser: argparse.ArgumentParser, what: str = "pipeline config (YAML), e.g. conf/sample.yaml") -> None:
+    parser.add_argument("--config", required=True, help=what)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set output=out/run2 --set stages[2].keep_removed=true")
     parser.add_argument("--spark-profile", default=None,
@@ -97,14 +100,22 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
 
 
 def _bands_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of a true duplicate")
-    parser.add_argument("--num-perm", type=int, default=112)
-    parser.add_argument("--fp-weight", type=float, default=0.5)
-    parser.add_argument("--fn-weight", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of a true duplicate (0-1)")
+    parser.add_argument("--num-perm", type=int, default=112, help="MinHash permutations (hashes per document)")
+    parser.add_argument("--fp-weight", type=float, default=0.5, help="weight of false positives in the choice")
+    parser.add_argument("--fn-weight", type=float, default=0.5, help="weight of false negatives in the choice")
 
 
 def _run_bands(args: argparse.Namespace) -> int:
     from .dedup.minhash import choose_bands, s_curve
+    from .errors import ConfigError
+
+    if not 0.0 < args.threshold < 1.0:
+        raise ConfigError(f"--threshold {args.threshold}: a Jaccard similarity strictly between 0 and 1, e.g. 0.8")
+    if args.num_perm < 1:
+        raise ConfigError(f"--num-perm {args.num_perm}: the number of MinHash permutations, at least 1 (e.g. 112)")
+    if args.fp_weight < 0 or args.fn_weight < 0 or args.fp_weight + args.fn_weight == 0:
+        raise ConfigError("--fp-weight/--fn-weight: non-negative, not both 0")
 
     b, r, fp, fn = choose_bands(args.threshold, args.num_perm, args.fp_weight, args.fn_weight)
     print(f"bands {b} x rows {r} = {b * r} of {args.num_perm} hashes   (false-positive area {fp:.4f}, "
@@ -148,13 +159,16 @@ def _run_count(args: argparse.Namespace) -> int:
     return count_tokens_job(args)
 
 
+MIXTURE_CONFIG = "mixture config (YAML: output, plan, sources, build), e.g. conf/mixture/sample.yaml"
+
+
 def _mixture_args(parser: argparse.ArgumentParser) -> None:
-    _config_args(parser)
+    _config_args(parser, MIXTURE_CONFIG)
     parser.add_argument("--out", default=None, help="where to write plan.json (default: <output>.plan.json)")
 
 
 def _build_args(parser: argparse.ArgumentParser) -> None:
-    _config_args(parser)
+    _config_args(parser, MIXTURE_CONFIG)
     parser.add_argument("--plan", default=None, help="use this plan.json instead of planning from the data")
 
 
@@ -255,12 +269,62 @@ def _friendly(exc: BaseException) -> str | None:
     return None
 
 
+class _LogFile:
+    """Send this process's stderr (and so the JVM's and the Python workers' logs and traces) to a log file;
+    the console keeps tokenmill's own log lines and a one-line error. `TOKENMILL_LOG_DIR=-` turns it off."""
+
+    def __init__(self, job: str):
+        self.job = job
+        self.path: str | None = None
+        self.console = sys.stderr
+
+    def __enter__(self) -> _LogFile:
+        folder = os.environ.get("TOKENMILL_LOG_DIR", "logs")
+        if folder != "-":
+            try:
+                os.makedirs(folder, exist_ok=True)
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                self.path = os.path.abspath(os.path.join(folder, f"tokenmill-{self.job}-{stamp}-{os.getpid()}.log"))
+                sys.stderr.flush()
+                self._saved = os.dup(2)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(fd, 2)
+                os.close(fd)
+                self.console = os.fdopen(os.dup(self._saved), "w", buffering=1)
+            except OSError:
+                self.path = None
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        to_console = logging.StreamHandler(self.console)
+        to_console.setFormatter(fmt)
+        to_console.addFilter(lambda record: record.name.startswith("tokenmill"))
+        root.addHandler(to_console)
+        if self.path:
+            to_file = logging.StreamHandler(sys.stderr)
+            to_file.setFormatter(fmt)
+            root.addHandler(to_file)
+        self._handlers = root.handlers[-2:] if self.path else root.handlers[-1:]
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        root = logging.getLogger()
+        for handler in self._handlers:
+            root.removeHandler(handler)
+        if self.path:
+            sys.stderr.flush()
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+
+    def error(self, message: str) -> None:
+        where = f"\n(the full log: {self.path})" if self.path else ""
+        print(f"error: {message}{where}", file=self.console)
+
+
 def main(job: str | None = None, argv: list[str] | None = None) -> int:
     """Entry point of `tokenmill`, `python -m tokenmill` and every file in jobs/."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    logging.getLogger("py4j").setLevel(logging.WARNING)
     if job is None:
         parser = argparse.ArgumentParser(prog="tokenmill", description="tokenmill: Spark jobs for LM training data")
         sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)
@@ -273,17 +337,22 @@ def main(job: str | None = None, argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"{job}.py", description=spec.help)
         spec.add_args(parser)
         args = parser.parse_args(argv)
-    try:
-        return spec.run(args)
-    except TokenmillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a Spark task failure: show the tokenmill error inside it, if there is one
-        message = _friendly(exc)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+    with _LogFile(spec.name) as logs:
+        try:
+            return spec.run(args)
+        except TokenmillError as exc:
+            logging.getLogger("tokenmill").debug("error", exc_info=True)
+            logs.error(str(exc))
+            return 2
+        except Exception as exc:  # a Spark task failure: show the tokenmill error inside it, if there is one
+            message = _friendly(exc)
+            traceback.print_exc()  # to the log file
+            if message is None:
+                logs.error(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                           [:500])
+                return 1
+            logs.error(message)
+            return 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from .io.sources import read_source
 from .langid import stage as _langid  # noqa: F401  (registers `langid`, `language_filter`)
 from .quality import lists_stage as _lists  # noqa: F401  (registers `url_filter`, `word_filter`)
 from .quality import stage as _quality  # noqa: F401  (registers `quality_signals`, `quality_filter`)
-from .stage import StageContext, StageParams, WriteParams, register
+from .stage import Deferred, StageContext, StageParams, WriteParams, register
 from .tokens import stage as _tokens  # noqa: F401  (registers `tokens`)
 
 
@@ -23,8 +23,11 @@ from .tokens import stage as _tokens  # noqa: F401  (registers `tokens`)
 def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFrame:
     """Read every configured source into the canonical schema; bad records become counted skips."""
     frames = []
+    # Counts every file a task opens: equal to the number of files unless something reads the input twice.
+    opens = ctx.spark.sparkContext.accumulator(0)
     for i, src in enumerate(ctx.pipeline.sources):
-        frames.append(read_source(ctx.spark, src, f"{ctx.config_path}: sources[{i}]", ctx.work_dir))
+        frames.append(read_source(ctx.spark, src, f"{ctx.config_path}: sources[{i}]", ctx.work_dir, opens))
+    ctx.reports["read"] = {"files_opened": Deferred(lambda: opens.value)}
     return reduce(lambda a, b: a.unionByName(b), frames)
 
 

@@ -45,6 +45,16 @@ class DecontamParams(StageParams):
     min_fragment_chars: int = Field(default=200, ge=0)
     max_cuts: int = Field(default=10, ge=0)
 
+    def fingerprint_extra(self) -> dict:
+        """The resolved benchmark specs (a preset name -> its YAML, its files and dataset folders)."""
+        out = []
+        for i, b in enumerate(self.benchmarks):
+            try:
+                out.append(resolve(b, f"benchmarks[{i}]").model_dump(mode="json"))
+            except Exception:  # noqa: BLE001 - reported with its place when the stage runs
+                out.append(b)
+        return {"benchmarks": out}
+
 
 def load_index(params: DecontamParams, where: str) -> tuple[list[BenchmarkSpec], Index]:
     specs = [resolve(b, f"{where}: benchmarks[{i}]") for i, b in enumerate(params.benchmarks)]
@@ -131,6 +141,14 @@ def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> D
     bc = ctx.spark.sparkContext.broadcast(index)  # once; executors keep it for the whole application
     ignored = np.zeros(0, np.int64)
     if params.max_docs_per_ngram:
+        # The common-n-gram pass and the flag pass both read `df`: keep it (on local disk, spilled from
+        # the first pass) so the upstream plan (reading, extraction) runs once, not twice.
+        from pyspark import StorageLevel
+
+        df = df.persist(StorageLevel.DISK_ONLY)
+        ctx.after_commit.append(df.unpersist)
+        ctx.on_abort.append(df.unpersist)
+        text = F.when(live(df), F.col(TEXT))
         ignored = _common(df, text, bc, params.max_docs_per_ngram)
         report["ignored_common_ngrams"] = int(len(ignored))
         report["ignored_examples"] = _examples(index, ignored, specs, params) if len(ignored) else []

@@ -68,6 +68,35 @@ def expand(patterns: list[str], storage_options: dict | None = None, where: str 
     return sorted(seen.values(), key=lambda f: f.path)
 
 
+def common_root(files: list[InputFile]) -> str:
+    """The deepest folder holding every file (paths without their scheme), '' when there is none."""
+    if not files:
+        return ""
+    dirs = [posixpath.dirname(strip_scheme(f.path)) for f in files]
+    try:
+        return posixpath.commonpath(dirs) if len(dirs) > 1 else dirs[0]
+    except ValueError:  # mixed absolute and relative paths
+        return ""
+
+
+def strip_scheme(path: str) -> str:
+    """``s3://bucket/key`` -> ``bucket/key``; ``file:///tmp/x`` -> ``tmp/x``: comparable across libraries."""
+    rest = path.split("://", 1)[1] if "://" in path else path.removeprefix("file:")
+    return rest.lstrip("/")
+
+
+def relative_to_root(files: list[InputFile]) -> list[InputFile]:
+    """``files`` with `relpath` relative to their common root, so two files of the same name in different
+    folders (`lang=en/part-0.parquet`, `lang=de/part-0.parquet`) never share a key."""
+    root = common_root(files)
+    out = []
+    for f in files:
+        stripped = strip_scheme(f.path)
+        rel = posixpath.relpath(stripped, root) if root else stripped
+        out.append(InputFile(f.path, f.size, f.mtime, rel))
+    return out
+
+
 def read_paths_manifest(manifest: str, prefix: str, storage_options: dict | None = None,
                         limit: int | None = None) -> list[str]:
     """Paths listed in a Common Crawl `warc.paths.gz` / `wet.paths.gz` file, joined onto ``prefix``."""

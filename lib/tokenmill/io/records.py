@@ -23,11 +23,32 @@ def doc_row(source: str, key: str, text: str, url: str | None, meta: dict[str, s
 
 def skip_row(source: str, path: str, where: str, reason: str, detail: str,
              url: str | None = None, key: str | None = None) -> Row:
-    """A counted skip: no text, the reason in `removed_by`, the location in `meta`; logged once."""
-    log.warning("skip %s: %s: %s: %s", reason, path, where, detail)
+    """A counted skip: no text, the reason in `removed_by`, the location in `meta` (logged by `logged_skips`)."""
     meta = {"file": path, "where": where, "error": detail[:500]}
     return {"id": stable_id(source, key or f"{path}@{where}"), "text": None, "source": source,
             "url": url, "meta": meta, "removed_by": f"read:{reason}"}
+
+
+LOG_FIRST_PER_REASON = 5
+
+
+def logged_skips(rows: Iterable[Row], path: str, first: int = LOG_FIRST_PER_REASON) -> Iterator[Row]:
+    """Pass rows through, logging the first ``first`` skips per reason of this file and then one summary
+    line per reason: a file with a million bad records does not flood the log (the manifest counts all)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        reason = row["removed_by"]
+        if reason is not None:
+            n = counts[reason] = counts.get(reason, 0) + 1
+            if n <= first:
+                meta = row["meta"]
+                log.warning("skip %s: %s: %s: %s", reason.removeprefix("read:"), path, meta.get("where"),
+                            meta.get("error"))
+        yield row
+    for reason, n in counts.items():
+        if n > first:
+            log.warning("skip %s: %s: %d more not shown (%d in all; every one is counted in the manifest)",
+                        reason.removeprefix("read:"), path, n - first, n)
 
 
 def to_batches(rows: Iterable[Row], batch_rows: int = 1000, batch_bytes: int = 32 << 20) -> Iterator[pa.RecordBatch]:

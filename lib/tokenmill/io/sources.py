@@ -15,10 +15,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..config import Strict
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..schema import DOCUMENT_SCHEMA, spark_stable_id
 from .fields import FieldMap
-from .paths import InputFile, expand, read_paths_manifest
+from .paths import InputFile, common_root, expand, read_paths_manifest, relative_to_root
 
 FILES_SCHEMA = T.StructType([
     T.StructField("path", T.StringType(), False),
@@ -95,7 +95,7 @@ def list_files(src: SourceBase, where: str) -> list[InputFile]:
     if not patterns:
         raise ConfigError(f"{where}: give `paths`" + (" or `paths_manifest`" if isinstance(src, WarcSource) else ""))
     files = expand(patterns, src.storage_options, where=f"{where}.paths")
-    return files[: src.limit_files] if src.limit_files else files
+    return relative_to_root(files[: src.limit_files] if src.limit_files else files)
 
 
 def _files_frame(spark: SparkSession, files: list[InputFile]) -> DataFrame:
@@ -105,18 +105,20 @@ def _files_frame(spark: SparkSession, files: list[InputFile]) -> DataFrame:
     return spark.createDataFrame(rdd, FILES_SCHEMA)
 
 
-def _stream_frame(spark: SparkSession, files: list[InputFile], read_one) -> DataFrame:
-    from .records import to_batches
+def _stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None) -> DataFrame:
+    from .records import logged_skips, to_batches
 
     def run(batches):
         for batch in batches:
             for path, relpath, size in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
-                yield from to_batches(read_one(path, relpath, size))
+                if opens is not None:
+                    opens.add(1)
+                yield from to_batches(logged_skips(read_one(path, relpath, size), path))
 
     return _files_frame(spark, files).mapInArrow(run, DOCUMENT_SCHEMA)
 
 
-def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str) -> DataFrame:
+def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str, opens=None) -> DataFrame:
     """The canonical DataFrame of one source: kept documents, and skips tagged in `removed_by`."""
     if isinstance(src, WarcSource):
         from .warc import WarcOptions, read_warc_file
@@ -125,13 +127,13 @@ def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str)
                            main_content=src.main_content, content_types=tuple(src.content_types),
                            max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
                            length_mismatch=src.length_mismatch, storage_options=src.storage_options)
-        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r))
+        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r), opens)
     if isinstance(src, JsonlSource):
         from .jsonl import JsonlOptions, read_jsonl_file
 
         opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                             max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
-        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts))
+        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts), opens)
     if isinstance(src, ParquetSource):
         return read_parquet(spark, src, list_files(src, where), where)
     if isinstance(src, HFSource):
@@ -164,6 +166,33 @@ def _as_string(df: DataFrame, name: str):
     return col.cast("string")
 
 
+def _first_with(spark: SparkSession, paths: list[str], column: str) -> str:
+    """The first file whose own schema has ``column`` with a non-string type (for the error message)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    for path in paths[:1000]:
+        try:
+            with fsspec.open(path, "rb") as handle:
+                schema = pq.read_schema(handle)
+        except Exception:  # noqa: BLE001 - only for naming the file; fall back to the first path
+            continue
+        name = column.split(".")[0]
+        if name in schema.names and not str(schema.field(name).type).startswith(("string", "large_string")):
+            return path
+    return paths[0]
+
+
+def _relative_path(file_path, root: str):
+    """Spark's `_metadata.file_path` (a URI, %-encoded) relative to ``root`` (a path without scheme)."""
+    decoded = F.url_decode(F.regexp_replace(file_path, r"\+", "%2B"))
+    bare = F.regexp_replace(decoded, r"^[A-Za-z][A-Za-z0-9+.-]*:/*", "")
+    if not root:
+        return bare
+    prefix = root.rstrip("/") + "/"
+    return F.when(bare.startswith(prefix), F.substring(bare, len(prefix) + 1, 1 << 20)).otherwise(bare)
+
+
 def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile], where: str) -> DataFrame:
     """Parquet through Spark's native reader, mapped to the canonical schema JVM-side."""
     fm = src.fields
@@ -173,6 +202,11 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
     if text is None:
         raise ConfigError(f"{where}: {paths[0]}: column '{fm.text_field}' (text_field) not found; "
                           f"columns are: {', '.join(df.columns)}")
+    text_type = df.select(text.alias("t")).schema["t"].dataType
+    if not isinstance(text_type, (T.StringType, T.VarcharType, T.CharType)):
+        raise InputError(_first_with(spark, paths, fm.text_field), f"column '{fm.text_field}' (text_field)",
+                         f"is {text_type.simpleString()}, not a string; map another column with "
+                         f"`fields.text_field`, or convert this one")
     file_path = F.col("_metadata.file_path")
     if fm.id_field:
         key = _column(df, fm.id_field)
@@ -181,9 +215,10 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
                               f"columns are: {', '.join(df.columns)}")
         key = key.cast("string")
     else:
-        # The file's path under its folder plus the row's index in the file: stable across reruns.
-        rel = F.element_at(F.split(file_path, "/"), -1)
-        key = F.concat(rel, F.lit(":"), F.col("_metadata.row_index").cast("string"))
+        # The file's path under the source's common root plus the row's index in the file: stable across
+        # reruns, and unique when files of the same name sit in different folders.
+        key = F.concat(_relative_path(file_path, common_root(files)), F.lit(":"),
+                       F.col("_metadata.row_index").cast("string"))
     url = _column(df, fm.url_field) if fm.url_field else None
     used = fm.used_top_level()
     names = fm.meta_fields if fm.meta_fields is not None else [c for c in df.columns if c not in used]

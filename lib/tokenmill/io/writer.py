@@ -13,11 +13,13 @@ from urllib.parse import unquote
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from ..schema import ID, LANG, LANG_SCORE, REMOVED_BY, SOURCE, URL
 from .hadoopfs import HadoopFS, qualify
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+# meta keys a reader sets on a kept document it had to repair (see io/warc.py): counted per source.
+READ_NOTES = ("length_mismatch", "id_disambiguated", "decode_errors")
 
 
 def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed: bool,
@@ -60,7 +62,11 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
 def count_written(spark: SparkSession, dest: str) -> dict:
     """Rows kept per source and removed per (reason, source), read back from the written Parquet."""
     kept = spark.read.parquet(f"{dest}/data")
-    by_source = {r[SOURCE]: r["n"] for r in kept.groupBy(SOURCE).agg(F.count("*").alias("n")).collect()}  # small: one row per source
+    notes = [F.sum(F.col("meta").getItem(k).isNotNull().cast("long")).alias(k) for k in READ_NOTES
+             if "meta" in kept.columns]
+    rows = kept.groupBy(SOURCE).agg(F.count("*").alias("n"), *notes).collect()  # small: one row per source
+    by_source = {r[SOURCE]: r["n"] for r in rows}
+    read_notes = {k: {r[SOURCE]: r[k] for r in rows if r[k]} for k in READ_NOTES if notes}
     removed: dict[str, dict[str, int]] = {}
     if HadoopFS(spark, dest).list_dirs(f"{dest}/removed"):
         rows = (spark.read.parquet(f"{dest}/removed").groupBy(REMOVED_BY, SOURCE)
@@ -69,6 +75,8 @@ def count_written(spark: SparkSession, dest: str) -> dict:
             removed.setdefault(r[REMOVED_BY], {})[r[SOURCE]] = r["n"]
     counts = {"kept": sum(by_source.values()), "kept_by_source": dict(sorted(by_source.items())),
               "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
+    if any(read_notes.values()):  # kept documents a reader repaired: counted, never silent
+        counts["read_notes"] = {k: v for k, v in read_notes.items() if v}
     if "n_tokens" in kept.columns:
         from ..tokens.count import token_totals
 
@@ -91,6 +99,31 @@ def count_written(spark: SparkSession, dest: str) -> dict:
         removed_rows = spark.read.parquet(f"{dest}/removed") if removed else None
         counts["decontamination"] = contamination_report(kept, removed_rows)
     return counts
+
+
+def check_unique_ids(spark: SparkSession, dest: str, shown_as: str, examples: int = 3) -> None:
+    """Fail if an id appears twice among the written rows (kept and removed): ids are unique in every
+    output. Reads only the id column back, one aggregation; the error names ids and where they come from."""
+    fs = HadoopFS(spark, dest)
+    paths = [f"{dest}/data"] + ([f"{dest}/removed"] if fs.list_dirs(f"{dest}/removed") else [])
+    frames = [spark.read.parquet(p).select(ID, SOURCE, F.col("meta").getItem("file").alias("file"),
+                                           F.coalesce(F.col("meta").getItem("where"), F.col("meta").getItem("line"),
+                                                      F.col("meta").getItem("warc_offset")).alias("at"))
+              for p in paths if "meta" in spark.read.parquet(p).columns]
+    if not frames:
+        return
+    ids = frames[0]
+    for other in frames[1:]:
+        ids = ids.unionByName(other)
+    dups = ids.groupBy(ID).agg(F.count("*").alias("n"), F.first(SOURCE).alias("source"),
+                               F.collect_list(F.concat_ws(" ", F.regexp_replace("file", "^file://", ""), "at")).alias("where")).where(F.col("n") > 1)
+    found = dups.limit(examples).collect()  # small: a few examples
+    if not found:
+        return
+    total = dups.count()
+    shown = "; ".join(f"{r[ID]} ({r['source']}) x{r['n']}: {' | '.join(r['where'][:2])}" for r in found)
+    raise InputError(shown_as, "ids", f"{total} id(s) appear more than once (e.g. {shown}). Ids must be unique: give "
+                     "the source an `id_field` whose values are unique, or none (ids then come from file and line)")
 
 
 def new_temp(dest: str) -> str:
