@@ -191,3 +191,29 @@ def test_jsonl_wrong_type_and_truncated_gzip(tmp_path):
     rows = read_jsonl(trunc, on_error="skip")
     assert reasons(rows)[-1] == "read:corrupt_compression"
     assert all(r is None for r in reasons(rows)[:-1]) and len(rows) > 1
+
+
+def test_jsonl_error_column_counts_characters_and_utf8_byte_is_one_based(tmp_path):
+    path = jsonl(tmp_path / "u.jsonl", ['{"title": "Grüße aus Köln", "text": oops}', b'{"text": "ok \xff"}\n'])
+    rows = read_jsonl(path, on_error="skip")
+    # The column an editor shows: characters, not bytes (ü, ß and ö are two bytes each in UTF-8).
+    assert rows[0]["meta"]["error"] == "invalid JSON: Expecting value at column 37"
+    assert '{"title": "Grüße aus Köln", "text": oops}'.index("oops") + 1 == 37
+    assert rows[1]["meta"]["error"] == "invalid UTF-8 at byte 14 of the line"
+
+
+def test_skips_are_logged_first_five_per_reason_then_summarised(tmp_path, caplog):
+    import logging
+
+    from tokenmill.io.records import logged_skips
+
+    lines = ['{"text": "fine"}'] + ["{broken"] * 40 + ['{"txt": "x"}'] * 2
+    path = jsonl(tmp_path / "many.jsonl", lines)
+    opts = JsonlOptions(source="j", fields=FieldMap(), on_error="skip")
+    with caplog.at_level(logging.WARNING, logger="tokenmill.read"):
+        rows = list(logged_skips(read_jsonl_file(str(path), path.name, os.path.getsize(path), opts), str(path)))
+    assert len(rows) == 43 and sum(r["removed_by"] == "read:bad_json" for r in rows) == 40
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("skip bad_json:") for m in messages) == 6  # 5 shown + 1 summary
+    assert f"skip bad_json: {path}: 35 more not shown (40 in all; every one is counted in the manifest)" in messages
+    assert sum(m.startswith("skip missing_field:") for m in messages) == 2

@@ -145,7 +145,7 @@ def _where(rec: RawRecord) -> str:
 
 def _wanted(opts: WarcOptions):
     kind = "conversion" if opts.kind == "wet" else "response"
-    return lambda fields: fields.get("warc-type", "").lower() == kind
+    return lambda warc_type: warc_type == kind
 
 
 def _item_rows(item: RawRecord | Region, f: _File) -> Iterator[Row]:

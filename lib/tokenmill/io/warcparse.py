@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 MAX_HEADER_BYTES = 1 << 16
 # A header line at the start of a line, followed by a field line: where a record starts.
 _HEADER_START = re.compile(rb"(?:^|\n)(WARC/\d+\.\d+\r?\n[!-9;-~]+:)")
-_BLANK = b"\r\n\x00 \t"
+_TYPE = re.compile(rb"(?:^|\n)WARC-Type[ \t]*:([^\r\n]*)", re.I)
+_LENGTH = re.compile(rb"(?:^|\n)Content-Length[ \t]*:([^\r\n]*)", re.I)
+_BLANK_BYTES = frozenset(b"\r\n\x00 \t")
+_NONBLANK = re.compile(rb"[^\r\n\x00 \t]")
 
 
 class ByteUnit:
@@ -64,27 +67,24 @@ class ByteUnit:
         self.pos -= len(data)
 
     def skip_blank(self) -> None:
-        while True:
-            if self.fill(1) == 0:
+        if self.buf and self.buf[0] not in _BLANK_BYTES:  # the common case: already at a record
+            return
+        while self.fill(1):
+            m = _NONBLANK.search(self.buf)
+            dropped = m.start() if m else len(self.buf)
+            if dropped:
+                del self.buf[:dropped]
+                self.pos += dropped
+            if m:
                 return
-            stripped = self.buf.lstrip(_BLANK)
-            dropped = len(self.buf) - len(stripped)
-            if dropped == 0:
-                return
-            del self.buf[:dropped]
-            self.pos += dropped
 
-    def find(self, pattern: bytes, start: int, limit: int) -> int:
-        """Index of ``pattern`` in the buffer at or after ``start``, reading up to ``limit`` bytes; -1."""
-        searched = start
+    def head_end(self) -> tuple[int, int] | None:
+        """Where the header block at the start of the buffer ends (see `head_end`), reading as needed."""
         while True:
-            hit = self.buf.find(pattern, searched)
-            if hit >= 0:
-                return hit
-            if len(self.buf) >= limit or self.done:
-                return -1
-            searched = max(start, len(self.buf) - len(pattern) + 1)
-            self.fill(min(limit, len(self.buf) * 2 + 65536))
+            found = head_end(self.buf)
+            if found is not None or len(self.buf) >= MAX_HEADER_BYTES or self.done:
+                return found
+            self.fill(min(MAX_HEADER_BYTES, len(self.buf) * 2 + 4096))
 
     def find_header(self, start: int, limit: int) -> int:
         """Index of the next record header line at or after ``start`` (reading up to ``limit``); -1."""
@@ -109,30 +109,34 @@ def parse_fields(block: bytes) -> dict[str, str]:
     """`Name: value` lines (CRLF or LF, continuation lines folded) -> {lower-case name: value}."""
     fields: dict[str, str] = {}
     last = None
-    for raw in block.split(b"\n"):
-        line = raw.rstrip(b"\r")
-        if not line:
-            continue
+    for line in block.split(b"\n"):
         if line[:1] in (b" ", b"\t") and last:
             fields[last] += " " + line.strip().decode("utf-8", "replace")
             continue
         name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        last = name.strip().decode("latin-1").lower()
-        fields[last] = value.strip().decode("utf-8", "replace")
+        if sep:
+            last = name.strip().decode("latin-1").lower()
+            fields[last] = value.strip().decode("utf-8", "replace")
     return fields
+
+
+def head_end(data: bytes | bytearray, limit: int = MAX_HEADER_BYTES) -> tuple[int, int] | None:
+    """(length of the header block, length of the blank line after it) in ``data``, or None."""
+    crlf = data.find(b"\r\n\r\n", 0, limit)
+    lf = data.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else limit)
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return lf, 2
+    if crlf >= 0:
+        return crlf, 4
+    return None
 
 
 def split_head(data: bytes, limit: int = MAX_HEADER_BYTES) -> tuple[bytes, bytes] | None:
     """(header block, rest) at the first blank line (CRLF CRLF or LF LF), or None."""
-    crlf = data.find(b"\r\n\r\n", 0, limit)
-    lf = data.find(b"\n\n", 0, limit)
-    if crlf < 0 and lf < 0:
+    found = head_end(data, limit)
+    if found is None:
         return None
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        return data[:lf], data[lf + 2:]
-    return data[:crlf], data[crlf + 4:]
+    return data[:found[0]], data[found[0] + found[1]:]
 
 
 @dataclass
@@ -164,14 +168,13 @@ class Region:
 
 def records(unit: ByteUnit, where_of, bounded: bool, max_body: int, keep) -> Iterator[RawRecord | Region]:
     """Every record in ``unit``. ``bounded``: the unit's end is a record boundary (a gzip member).
-    ``keep(fields)``: whether this record's body is wanted (others are skipped without keeping them)."""
+    ``keep(warc_type)``: whether this record's body is wanted (others are skipped without keeping them)."""
     while True:
         unit.skip_blank()
         if unit.at_end():
             return
         where = where_of(unit.pos)
-        unit.fill(MAX_HEADER_BYTES)
-        head = split_head(bytes(unit.buf[:MAX_HEADER_BYTES]))
+        head = unit.head_end()
         if not unit.buf.startswith(b"WARC/") or head is None:
             nxt = unit.find_header(1, max_body + MAX_HEADER_BYTES)
             yield Region(where, "bad_record", "no WARC header here" if not unit.buf.startswith(b"WARC/")
@@ -182,12 +185,16 @@ def records(unit: ByteUnit, where_of, bounded: bool, max_body: int, keep) -> Ite
                 return
             unit.skip(nxt)
             continue
-        block, _ = head
-        unit.skip(len(block))
-        unit.skip(4 if unit.buf.startswith(b"\r\n\r\n") else 2)
+        block = unit.take(head[0])
+        unit.skip(head[1])
         first, _, rest = block.partition(b"\n")
-        fields = parse_fields(rest)
         version = first.strip().decode("latin-1")
+        # Type and length first: records not kept (requests, metadata) are passed over unparsed.
+        warc_type, length = _type_and_length(rest)
+        if length is not None and warc_type is not None and not keep(warc_type):
+            _skip_body(unit, length, bounded, max_body)
+            continue
+        fields = parse_fields(rest)
         try:
             declared = int(fields.get("content-length", ""))
             if declared < 0:
@@ -197,7 +204,7 @@ def records(unit: ByteUnit, where_of, bounded: bool, max_body: int, keep) -> Ite
                             problem=("bad_record", f"Content-Length {fields.get('content-length')!r} is not a length"))
             _resync(unit, max_body)
             continue
-        if not keep(fields):
+        if not keep(fields.get("warc-type", "").lower()):
             _skip_body(unit, declared, bounded, max_body)
             continue
         if declared > max_body:
@@ -206,6 +213,23 @@ def records(unit: ByteUnit, where_of, bounded: bool, max_body: int, keep) -> Ite
                             problem=("too_large", f"{declared} bytes > max_record_bytes {max_body}"))
             continue
         yield _read_body(unit, where, version, fields, declared, bounded, max_body)
+
+
+def _field(block: bytes, name: bytes, pattern: re.Pattern) -> bytes | None:
+    """A field's raw value: a plain search for the usual spelling, the pattern for any other."""
+    at = block.find(name)
+    if at >= 0 and (at == 0 or block[at - 1] == 10):
+        end = block.find(b"\n", at)
+        return block[at + len(name):end if end >= 0 else len(block)].strip()
+    m = pattern.search(block)
+    return m.group(1).strip() if m else None
+
+
+def _type_and_length(block: bytes) -> tuple[str | None, int | None]:
+    kind = _field(block, b"WARC-Type:", _TYPE)
+    length = _field(block, b"Content-Length:", _LENGTH)
+    return (kind.decode("latin-1").lower() if kind is not None else None,
+            int(length) if length is not None and length.isdigit() else None)
 
 
 def _resync(unit: ByteUnit, max_body: int) -> None:
