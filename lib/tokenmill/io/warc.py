@@ -8,6 +8,7 @@ costs at most its own record. Only a file whose first bytes are not WARC at all 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from ..errors import InputError
 from ..extract.html import decode, extract_text
 from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .records import Row, doc_row, skip_row
-from .warcparse import ByteUnit, RawRecord, Region, parse_fields, records, split_head
+from .warcparse import ByteUnit, RawRecord, Region, parse_fields, records, single_record, split_head
 
 # Records of one gzip member are held until the member's CRC is checked; past this many bytes (a whole
 # file compressed as one member) they are released unverified, so memory stays bounded.
@@ -98,14 +99,26 @@ def _gzip_file(handle, f: _File) -> Iterator[Row]:
             in_bad_region = True
             continue
         base = member.offset
-        unit = ByteUnit(member.chunks())
+        chunks = member.chunks()
+        data = bytearray()
+        for chunk in chunks:  # a member up to MAX_HELD_BYTES is decoded whole, its CRC checked
+            data += chunk
+            if len(data) > MAX_HELD_BYTES:
+                break
         if first:
             first = False
-            unit.skip_blank()
-            if unit.fill(5) >= 5 and not unit.buf.startswith(b"WARC/"):
+            if len(data.lstrip(b"\r\n")) >= 5 and not data.lstrip(b"\r\n").startswith(b"WARC/"):
                 yield from f.problem("byte 0", "not_warc", "not a WARC file (the gzip data does not start with "
                                      "a `WARC/` line)")
                 return
+        if member.status == "ok":
+            simple = single_record(bytes(data), f"byte {base}", f.opts.max_record_bytes, _wanted(f.opts))
+            if simple is not None:  # the common case: one record, its length right
+                in_bad_region = False
+                for item in simple:
+                    yield from _item_rows(item, f)
+                continue
+        unit = ByteUnit(itertools.chain([bytes(data)], chunks))
         held: list[RawRecord | Region] = []
         held_bytes = 0
         where_of = (lambda b: lambda pos: f"byte {b}" if pos == 0 else f"byte {b}+{pos}")(base)

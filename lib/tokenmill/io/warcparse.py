@@ -215,6 +215,32 @@ def records(unit: ByteUnit, where_of, bounded: bool, max_body: int, keep) -> Ite
         yield _read_body(unit, where, version, fields, declared, bounded, max_body)
 
 
+def single_record(data: bytes, where: str, max_body: int, keep) -> list[RawRecord] | None:
+    """The record of a gzip member that holds exactly one, with a right length (the usual case), parsed
+    without the streaming machinery: [] if it is not wanted, None if the member needs `records`."""
+    if not data.startswith(b"WARC/"):
+        return None
+    head = head_end(data)
+    if head is None:
+        return None
+    block = data[:head[0]]
+    first, _, rest = block.partition(b"\n")
+    warc_type, length = _type_and_length(rest)
+    if warc_type is None or length is None:
+        return None
+    end = head[0] + head[1] + length
+    if len(data) < end or data[end:].strip(b"\r\n"):
+        return None  # short, or more after the body: the general path sorts it out
+    if not keep(warc_type):
+        return []
+    fields = parse_fields(rest)
+    version = first.strip().decode("latin-1")
+    if length > max_body:
+        return [RawRecord(where, version, fields, length, None,
+                          problem=("too_large", f"{length} bytes > max_record_bytes {max_body}"))]
+    return [RawRecord(where, version, fields, length, data[head[0] + head[1]:end])]
+
+
 def _field(block: bytes, name: bytes, pattern: re.Pattern) -> bytes | None:
     """A field's raw value: a plain search for the usual spelling, the pattern for any other."""
     at = block.find(name)
