@@ -334,6 +334,7 @@ def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
     assert spark.read.parquet(str(index / "bands")).count() == 3 * 14
     assert json.loads((index / "index.json").read_text())["num_perm"] == 112
     assert list((index / "_pending").iterdir()) == []
+    assert go().skipped is True  # the index the stage updates itself is not an input of its fingerprint
 
     data["stages"][1].update(num_perm=128, bands=16)
     with pytest.raises(ConfigError, match=r"index .*index was built with other MinHash settings; "

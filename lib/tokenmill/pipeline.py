@@ -73,7 +73,8 @@ class PlannedStage:
             part["extra"] = extra()
         # Every file or folder the params (or what they resolve to) name: models, tokenizers, benchmarks,
         # lists. Editing one reruns the stage.
-        part["files"] = referenced_stamps([part["params"], part.get("extra")])
+        unstamped = getattr(self.params, "unstamped", None)
+        part["files"] = referenced_stamps([part["params"], part.get("extra")], set(unstamped() if unstamped else []))
         return part
 
 

@@ -57,6 +57,10 @@ class MinHashDedupParams(SurvivorParams):
     # published only once the output that reflects them is committed (a failed run leaves the index as it was).
     index: str | None = None
     update_index: bool = True
+
+    def unstamped(self) -> list[str]:
+        """An index this stage updates is its own output, not an input: stamping it would rerun every time."""
+        return [self.index] if self.index and self.update_index else []
     # Quality estimate for the report: about this many documents sampled by a stable hash of their id,
     # every pair within the sample compared by exact Jaccard of its shingle sets (0: no estimate).
     estimate_sample: int = Field(default=1000, ge=0)

@@ -67,9 +67,10 @@ def _remote_stamps(url: str) -> list[list]:
     return out
 
 
-def referenced_stamps(params: Any) -> list[list]:
-    """Stamps of every existing file or folder named by a string anywhere in ``params`` (a dict/list tree)."""
-    seen: set[str] = set()
+def referenced_stamps(params: Any, exclude: set[str] | None = None) -> list[list]:
+    """Stamps of every existing file or folder named by a string anywhere in ``params`` (a dict/list tree),
+    except those in ``exclude`` (what the stage writes itself, such as an incremental dedup index)."""
+    seen: set[str] = set(exclude or ())
     out: list[list] = []
     for text in _strings(params):
         if text in seen or not _looks_like_path(text):
