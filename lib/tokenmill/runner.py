@@ -46,7 +46,13 @@ def _pipeline(args: argparse.Namespace, required_stage: str | None = None):
         from .errors import ConfigError
 
         raise ConfigError(f"{args.config}: stages: no `{required_stage}` stage")
-    plan.inputs()  # a missing input path is reported before Spark starts
+    plan.inputs()  # a missing input path, or an output that may never be written, is reported before Spark starts
+    from .errors import OutputError
+    from .io.outputs import protected_reason
+
+    reason = protected_reason(plan.config.output, plan.input_paths())
+    if reason:
+        raise OutputError(f"output {plan.config.output}: refusing to write there: {reason}")
     spark = build_session(args.spark_profile, app_name=f"tokenmill-{plan.config.name}")
     try:
         result = run(spark, plan, force=args.force)
@@ -317,8 +323,8 @@ class _LogFile:
             os.dup2(self._saved, 2)
             os.close(self._saved)
 
-    def error(self, message: str) -> None:
-        where = f"\n(the full log: {self.path})" if self.path else ""
+    def error(self, message: str, show_log: bool = True) -> None:
+        where = f"\n(the full log: {self.path})" if self.path and show_log else ""
         print(f"error: {message}{where}", file=self.console)
 
 
@@ -342,7 +348,7 @@ def main(job: str | None = None, argv: list[str] | None = None) -> int:
             return spec.run(args)
         except TokenmillError as exc:
             logging.getLogger("tokenmill").debug("error", exc_info=True)
-            logs.error(str(exc))
+            logs.error(str(exc), show_log=False)  # raised by tokenmill itself: the line says it all
             return 2
         except Exception as exc:  # a Spark task failure: show the tokenmill error inside it, if there is one
             message = _friendly(exc)
