@@ -19,11 +19,12 @@ from ..errors import InputError
 from ..extract.html import decode, extract_text
 from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .records import Row, doc_row, skip_row
-from .warcparse import ByteUnit, RawRecord, Region, parse_fields, records, single_record, split_head
+from .warcparse import ByteUnit, RawRecord, Region, header_value, records, single_record, split_head
 
 # Records of one gzip member are held until the member's CRC is checked; past this many bytes (a whole
 # file compressed as one member) they are released unverified, so memory stays bounded.
 MAX_HELD_BYTES = 64 << 20
+_CONTENT_TYPE = re.compile(rb"(?:^|\n)Content-Type[ \t]*:([^\r\n]*)", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 
 
@@ -49,6 +50,7 @@ class _File:
     def __init__(self, path: str, relpath: str, opts: WarcOptions):
         self.path, self.relpath, self.opts = path, relpath, opts
         self.seen: set[str] = set()
+        self.wanted = _wanted(opts)
 
     def problem(self, where: str, reason: str, detail: str, url: str | None = None) -> Iterator[Row]:
         if self.opts.on_error == "raise":
@@ -84,7 +86,7 @@ def _plain_file(handle, f: _File) -> Iterator[Row]:
     if not unit.at_end() and not unit.buf.startswith(b"WARC/"[: len(unit.buf)]) or unit.fill(5) < 5:
         yield from f.problem(f"byte {unit.pos}", "not_warc", "not a WARC file (no gzip header, no `WARC/` line)")
         return
-    for item in records(unit, lambda pos: f"byte {pos}", False, f.opts.max_record_bytes, _wanted(f.opts)):
+    for item in records(unit, lambda pos: f"byte {pos}", False, f.opts.max_record_bytes, f.wanted):
         yield from _item_rows(item, f)
 
 
@@ -100,29 +102,32 @@ def _gzip_file(handle, f: _File) -> Iterator[Row]:
             continue
         base = member.offset
         chunks = member.chunks()
-        data = bytearray()
+        parts, size = [], 0
         for chunk in chunks:  # a member up to MAX_HELD_BYTES is decoded whole, its CRC checked
-            data += chunk
-            if len(data) > MAX_HELD_BYTES:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > MAX_HELD_BYTES:
                 break
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
         if first:
             first = False
-            if len(data.lstrip(b"\r\n")) >= 5 and not data.lstrip(b"\r\n").startswith(b"WARC/"):
+            head = data.lstrip(b"\r\n")
+            if len(head) >= 5 and not head.startswith(b"WARC/"):
                 yield from f.problem("byte 0", "not_warc", "not a WARC file (the gzip data does not start with "
                                      "a `WARC/` line)")
                 return
         if member.status == "ok":
-            simple = single_record(bytes(data), f"byte {base}", f.opts.max_record_bytes, _wanted(f.opts))
+            simple = single_record(data, f"byte {base}", f.opts.max_record_bytes, f.wanted)
             if simple is not None:  # the common case: one record, its length right
                 in_bad_region = False
                 for item in simple:
                     yield from _item_rows(item, f)
                 continue
-        unit = ByteUnit(itertools.chain([bytes(data)], chunks))
+        unit = ByteUnit(itertools.chain([data], chunks))
         held: list[RawRecord | Region] = []
         held_bytes = 0
         where_of = (lambda b: lambda pos: f"byte {b}" if pos == 0 else f"byte {b}+{pos}")(base)
-        for item in records(unit, where_of, True, f.opts.max_record_bytes, _wanted(f.opts)):
+        for item in records(unit, where_of, True, f.opts.max_record_bytes, f.wanted):
             held.append(item)
             held_bytes += len(getattr(item, "body", None) or b"")
             if held_bytes > MAX_HELD_BYTES:  # one huge member: stream its records without the CRC check
@@ -239,6 +244,7 @@ def _http(body: bytes, fields: dict) -> tuple[int | None, str, bytes]:
             status_line, _, rest = block.partition(b"\n")
             parts = status_line.split()
             status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-            return status, parse_fields(rest).get("content-type", ""), payload
+            ctype = header_value(rest, b"Content-Type:", _CONTENT_TYPE)
+            return status, ctype.decode("latin-1") if ctype is not None else "", payload
     # No HTTP block (a `resource` record, or headers stripped): the record's own type describes the body.
     return None, fields.get("content-type", ""), body

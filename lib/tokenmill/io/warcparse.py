@@ -241,7 +241,7 @@ def single_record(data: bytes, where: str, max_body: int, keep) -> list[RawRecor
     return [RawRecord(where, version, fields, length, data[head[0] + head[1]:end])]
 
 
-def _field(block: bytes, name: bytes, pattern: re.Pattern) -> bytes | None:
+def header_value(block: bytes, name: bytes, pattern: re.Pattern) -> bytes | None:
     """A field's raw value: a plain search for the usual spelling, the pattern for any other."""
     at = block.find(name)
     if at >= 0 and (at == 0 or block[at - 1] == 10):
@@ -252,8 +252,8 @@ def _field(block: bytes, name: bytes, pattern: re.Pattern) -> bytes | None:
 
 
 def _type_and_length(block: bytes) -> tuple[str | None, int | None]:
-    kind = _field(block, b"WARC-Type:", _TYPE)
-    length = _field(block, b"Content-Length:", _LENGTH)
+    kind = header_value(block, b"WARC-Type:", _TYPE)
+    length = header_value(block, b"Content-Length:", _LENGTH)
     return (kind.decode("latin-1").lower() if kind is not None else None,
             int(length) if length is not None and length.isdigit() else None)
 
