@@ -144,3 +144,16 @@ def test_train_quality_model_out_and_mixture_output_refuse_foreign_folders(spark
     with pytest.raises(OutputError, match="not a tokenmill output"):
         build_mixture(spark, load_mixture(str(mix)), str(mix))
     assert (precious / "other-model.bin").read_text() == "weights"
+
+
+def test_a_quality_model_saved_before_models_had_a_manifest_may_be_replaced(spark, tmp_path):
+    from tokenmill.io.outputs import check_destination
+
+    legacy = tmp_path / "models" / "quality"
+    (legacy / "metadata").mkdir(parents=True)
+    (legacy / "stages").mkdir()
+    (legacy / "metrics.json").write_text("{}")
+    check_destination(spark, str(legacy), "model_out")  # an earlier train_quality's folder: replaceable
+    (legacy / "metrics.json").unlink()
+    with pytest.raises(OutputError, match="not a tokenmill output"):
+        check_destination(spark, str(legacy), "model_out")

@@ -78,7 +78,11 @@ def protected_reason(dest: str, inputs: list[str] = ()) -> str | None:
 
 def is_tokenmill_output(spark: SparkSession, dest: str) -> bool:
     fs = HadoopFS(spark, dest)
-    return fs.exists(f"{dest}/_SUCCESS") and fs.exists(f"{dest}/manifest.json")
+    if fs.exists(f"{dest}/_SUCCESS") and fs.exists(f"{dest}/manifest.json"):
+        return True
+    # A quality model saved by train_quality before models had a manifest: a Spark ML model folder with
+    # the metrics.json tokenmill wrote beside it.
+    return all(fs.exists(f"{dest}/{name}") for name in ("metrics.json", "metadata", "stages"))
 
 
 def check_destination(spark: SparkSession, dest: str, what: str, inputs: list[str] = (),

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from ..errors import InputError, OutputError
 from ..schema import ID, LANG, LANG_SCORE, REMOVED_BY, SOURCE, URL
 from .hadoopfs import HadoopFS, qualify
+from .outputs import is_tokenmill_output
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 # meta keys a reader sets on a kept document it had to repair (see io/warc.py): counted per source.
@@ -140,8 +141,7 @@ def commit(spark: SparkSession, temp: str, dest: str, manifest: dict) -> None:
     fs.write_text(f"{temp}/_SUCCESS", "")
     dest = qualify(dest)
     old = None
-    if fs.exists(dest) and fs.list_names(dest) and not (fs.exists(f"{dest}/_SUCCESS")
-                                                        and fs.exists(f"{dest}/manifest.json")):
+    if fs.exists(dest) and fs.list_names(dest) and not is_tokenmill_output(spark, dest):
         fs.delete(temp)  # last line of defence: only a tokenmill output is ever moved aside and deleted
         raise OutputError(f"{dest}: the folder exists and is not a tokenmill output; refusing to replace it")
     if fs.exists(dest):
