@@ -1,4 +1,4 @@
-"""Scaling-law vectors of ../shared/reference/scaling-and-mixing.md §9 (pure Python, no Spark)."""
+"""Scaling-law vectors of docs/scaling-and-mixing.md §9 (pure Python, no Spark)."""
 
 from __future__ import annotations
 

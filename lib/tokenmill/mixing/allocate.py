@@ -1,6 +1,6 @@
 """From a token budget to per-source targets: base weights, epoch caps and capped water-filling.
 
-Rules from ../shared/reference/scaling-and-mixing.md §7–8: natural, temperature (mT5/XLM-R), uniform,
+Rules from docs/scaling-and-mixing.md §7–8: natural, temperature (mT5/XLM-R), uniform,
 UniMax (Chung et al. 2023) and fixed weights; each source capped at `max_epochs · U` (Muennighoff et al.
 2023: up to 4 epochs is about as good as unique data) and at `max_share · D`, floored at `min_share · D`.
 """

@@ -1,7 +1,7 @@
 """Build a token-budgeted mixture: each document k times plus a stable-hash fractional pass, shuffled into
 Parquet shards of about `shard_tokens` tokens, with a manifest of realised against planned tokens.
 
-Selection (reference §8.4): a document of a source with target x and weighted size S = Σ m·t is emitted
+Selection (docs/scaling-and-mixing.md §8.4): a document of a source with target x and weighted size S = Σ m·t is emitted
 c = m·x/S times: floor(c) full passes, and one more where `u < frac(c)`, u a uniform number from a stable
 hash of (seed, source, id). That is Bernoulli selection: no sort, no partition dependence. Where its
 predicted spread is too large for the tolerance (small sources) or `exact_tokens` is set, the fractional
@@ -393,7 +393,7 @@ def _realised(spark: SparkSession, data: str) -> tuple[dict, list[dict]]:
 
 def _compare(sel: dict[str, SourceSelection], realised: dict, tolerance: float) -> tuple[dict, list[str]]:
     """Realised vs planned per source: a Bernoulli source within the tolerance, an exact one within one
-    maximum document length (reference §8.4)."""
+    maximum document length (docs/scaling-and-mixing.md §8.4)."""
     report, failures = {}, []
     for name, s in sel.items():
         r = realised.get(name, {})

@@ -1,6 +1,6 @@
 """Scaling laws: compute-optimal N and D, predicted loss, and the value of repeated data.
 
-Constants and formulas are published results (see ../shared/reference/scaling-and-mixing.md):
+Constants and formulas are published results (docs/scaling-and-mixing.md §1–5):
 Hoffmann et al. 2022 Approach 3 (eq. 2, 4; App. D.2), its corrected refit by Besiroglu et al. 2024 (Epoch),
 and Muennighoff et al. 2023's data-constrained law (datablations README "Parametric Fit").
 Convention: N counts all parameters (embeddings included), D counts tokens seen (repeats included).

@@ -2,7 +2,7 @@
 
 `plan_mixture(settings, sources)` is pure Python (no Spark), so notebooks and tests call it directly; the
 `plan_mixture` job reads unique token counts from manifests or the data and writes `plan.json`.
-Spec: ../shared/reference/scaling-and-mixing.md §8 and §11.
+Spec: docs/scaling-and-mixing.md §8 and §11.
 """
 
 from __future__ import annotations

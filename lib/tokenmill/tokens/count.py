@@ -2,7 +2,7 @@
 
 `rho` (UTF-8 bytes per token) differs by source, language and tokenizer (Dolma: 2.5 for code, about 4 for
 web text with the Llama tokenizer), so it is measured per source on a sample with the real tokenizer, and
-the estimator's error is measured on a held-out half of that sample (reference §8.4–8.5).
+the estimator's error is measured on a held-out half of that sample (docs/scaling-and-mixing.md §8.4–8.5).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def estimate_column(n_bytes: Column, rho: Column) -> Column:
 
 
 def unit_hash(seed: int, *cols: str) -> Column:
-    """A stable uniform number in [0, 1) from (seed, cols): `(xxhash64 & 0x7FFF…) / 2^63` (reference §8.4)."""
+    """A stable uniform number in [0, 1) from (seed, cols): `(xxhash64 & 0x7FFF…) / 2^63` (docs/scaling-and-mixing.md §8.4)."""
     h = F.xxhash64(F.lit(seed), *[F.col(c) for c in cols])
     return (h.bitwiseAND(F.lit(0x7FFFFFFFFFFFFFFF)) / F.lit(float(2 ** 63))).cast("double")
 

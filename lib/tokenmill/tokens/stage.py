@@ -32,7 +32,7 @@ class TokensParams(StageParams):
     parallel: bool = False
     rho: dict[str, float] = Field(default_factory=dict)  # bytes per token, per source (estimate)
     default_rho: float | None = Field(default=None, gt=0)  # for sources without their own rho (no calibration)
-    calibration_docs: int = Field(default=10_000, gt=0)  # per source (reference §8.4: at least 10k)
+    calibration_docs: int = Field(default=10_000, gt=0)  # per source (docs/scaling-and-mixing.md §8.4: at least 10k)
     seed: int = 0
 
     @model_validator(mode="after")
