@@ -22,8 +22,6 @@ class Member:
     offset: int
     status: str = ""
     detail: str = ""
-    end: int | None = None  # offset just past the member (when ok)
-    out_bytes: int = 0
 
     def chunks(self) -> Iterator[bytes]:
         """Decompressed bytes of this member, at most ``out_chunk`` at a time."""
@@ -85,15 +83,13 @@ class GzipMembers:
                 rest = d.unused_data
                 self.pos += len(self.buf) - len(rest)
                 self.buf = rest
-                member.out_bytes += len(out)
-                member.status, member.end = "ok", self.pos
+                member.status = "ok"
                 if out:
                     yield out
                 return
             tail = d.unconsumed_tail
             self.pos += len(self.buf) - len(tail)
             self.buf = tail
-            member.out_bytes += len(out)
             if out:
                 yield out
 

@@ -154,7 +154,7 @@ class OutputLock:
                 break
             try:
                 owner = json.loads(self.fs.read_text(self.path))
-            except (ValueError, OSError, Exception):  # noqa: BLE001 - a half-written lock: treat as stale below
+            except Exception:  # noqa: BLE001 - a half-written or vanished lock: treated as stale below
                 owner = {}
             why = self._stale(owner) if owner else "the lock file is unreadable"
             if why is None:
@@ -181,9 +181,7 @@ class OutputLock:
     def _remove_stale_temps(self) -> None:
         """Temporary folders of killed runs of this output (ours is the only live run now)."""
         parent, _, name = self.dest.rpartition("/")
-        for stale in self.fs.glob(f"{parent}/.{name}.tmp-*"):
-            log.warning("removing the leftover of a killed run: %s", stale)
-            self.fs.delete(stale)
+        _remove_matching(self.fs, f"{parent}/.{name}.tmp-*")
 
     def release(self) -> None:
         self._stop.set()
@@ -201,7 +199,10 @@ class OutputLock:
 
 def remove_stale_temps(spark: SparkSession, folder: str) -> None:
     """`.*.tmp-*` leftovers inside ``folder`` (checkpoints of killed runs; call while holding the lock)."""
-    fs = HadoopFS(spark, folder)
-    for stale in fs.glob(f"{qualify(folder).rstrip('/')}/.*.tmp-*"):
+    _remove_matching(HadoopFS(spark, folder), f"{qualify(folder).rstrip('/')}/.*.tmp-*")
+
+
+def _remove_matching(fs: HadoopFS, pattern: str) -> None:
+    for stale in fs.glob(pattern):
         log.warning("removing the leftover of a killed run: %s", stale)
         fs.delete(stale)

@@ -52,13 +52,15 @@ class _File:
         self.seen: set[str] = set()
         self.wanted = _wanted(opts)
 
+    def skip(self, where: str, reason: str, detail: str, url: str | None = None) -> Row:
+        """A counted skip, whatever `on_error` says (not HTML, HTTP status, too large, empty)."""
+        return skip_row(self.opts.source, self.path, where, reason, detail, url=url, key=f"{self.relpath}@{where}")
+
     def problem(self, where: str, reason: str, detail: str, url: str | None = None) -> Iterator[Row]:
+        """Damage: an InputError with `on_error: raise`, else a counted skip."""
         if self.opts.on_error == "raise":
             raise InputError(self.path, where, detail)
-        yield skip_row(self.opts.source, self.path, where, reason, detail, url=url, key=f"{self.relpath}@{where}")
-
-    def skip(self, where: str, reason: str, detail: str, url: str | None = None) -> Row:
-        return skip_row(self.opts.source, self.path, where, reason, detail, url=url, key=f"{self.relpath}@{where}")
+        yield self.skip(where, reason, detail, url)
 
 
 def read_warc_file(path: str, size: int, opts: WarcOptions, relpath: str | None = None) -> Iterator[Row]:
@@ -83,7 +85,8 @@ def _plain_file(handle, f: _File) -> Iterator[Row]:
 
     unit = ByteUnit(chunks())
     unit.skip_blank()
-    if not unit.at_end() and not unit.buf.startswith(b"WARC/"[: len(unit.buf)]) or unit.fill(5) < 5:
+    unit.fill(5)
+    if not unit.buf.startswith(b"WARC/"):
         yield from f.problem(f"byte {unit.pos}", "not_warc", "not a WARC file (no gzip header, no `WARC/` line)")
         return
     for item in records(unit, lambda pos: f"byte {pos}", False, f.opts.max_record_bytes, f.wanted):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MAX_HEADER_BYTES = 1 << 16
 # A header line at the start of a line, followed by a field line: where a record starts.
@@ -99,12 +99,6 @@ class ByteUnit:
             self.fill(min(limit, len(self.buf) * 2 + 65536))
 
 
-def header_start(data: bytes, start: int = 0) -> int:
-    """Index of the first record header line in ``data`` at or after ``start``; -1."""
-    m = _HEADER_START.search(data, start)
-    return m.start(1) if m else -1
-
-
 def parse_fields(block: bytes) -> dict[str, str]:
     """`Name: value` lines (CRLF or LF, continuation lines folded) -> {lower-case name: value}."""
     fields: dict[str, str] = {}
@@ -150,11 +144,6 @@ class RawRecord:
     body: bytes | None
     length_mismatch: str | None = None
     problem: tuple[str, str] | None = None  # (reason, detail) when the record is unusable
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def type(self) -> str:
-        return self.fields.get("warc-type", "").lower()
 
 
 @dataclass
@@ -176,14 +165,9 @@ def records(unit: ByteUnit, where_of, bounded: bool, max_body: int, keep) -> Ite
         where = where_of(unit.pos)
         head = unit.head_end()
         if not unit.buf.startswith(b"WARC/") or head is None:
-            nxt = unit.find_header(1, max_body + MAX_HEADER_BYTES)
             yield Region(where, "bad_record", "no WARC header here" if not unit.buf.startswith(b"WARC/")
                          else "WARC header without an end")
-            if nxt < 0:
-                while unit.skip(1 << 20):
-                    pass
-                return
-            unit.skip(nxt)
+            _resync(unit, max_body, start=1)
             continue
         block = unit.take(head[0])
         unit.skip(head[1])
@@ -258,8 +242,9 @@ def _type_and_length(block: bytes) -> tuple[str | None, int | None]:
             int(length) if length is not None and length.isdigit() else None)
 
 
-def _resync(unit: ByteUnit, max_body: int) -> None:
-    nxt = unit.find_header(0, max_body + MAX_HEADER_BYTES)
+def _resync(unit: ByteUnit, max_body: int, start: int = 0) -> None:
+    """Go to the next header line at or after ``start`` (or to the unit's end if there is none)."""
+    nxt = unit.find_header(start, max_body + MAX_HEADER_BYTES)
     if nxt < 0:
         while unit.skip(1 << 20):
             pass

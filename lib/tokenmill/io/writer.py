@@ -107,10 +107,10 @@ def check_unique_ids(spark: SparkSession, dest: str, shown_as: str, examples: in
     output. Reads only the id column back, one aggregation; the error names ids and where they come from."""
     fs = HadoopFS(spark, dest)
     paths = [f"{dest}/data"] + ([f"{dest}/removed"] if fs.list_dirs(f"{dest}/removed") else [])
-    frames = [spark.read.parquet(p).select(ID, SOURCE, F.col("meta").getItem("file").alias("file"),
-                                           F.coalesce(F.col("meta").getItem("where"), F.col("meta").getItem("line"),
-                                                      F.col("meta").getItem("warc_offset")).alias("at"))
-              for p in paths if "meta" in spark.read.parquet(p).columns]
+    meta = F.col("meta")
+    frames = [df.select(ID, SOURCE, meta.getItem("file").alias("file"),
+                        F.coalesce(meta.getItem("where"), meta.getItem("line"), meta.getItem("warc_offset")).alias("at"))
+              for df in (spark.read.parquet(p) for p in paths) if "meta" in df.columns]
     if not frames:
         return
     ids = frames[0]
