@@ -4,8 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 SPARK_HOME := $(shell $(PY) -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
-CONF ?= conf/sample.yaml
-MIXTURE ?= conf/mixture/sample.yaml
+CONF ?= conf/pipelines/sample.yaml
+MIXTURE ?= conf/pipelines/mixture_sample.yaml
 CLUSTER_DIR := $(CURDIR)/.cluster
 MASTER_URL := spark://127.0.0.1:7077
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
@@ -34,10 +34,10 @@ sample: setup data/sample/index.json
 
 run: setup data/sample/index.json
 	$(PY) -m tokenmill pipeline --config $(CONF)
-	$(PY) -m tokenmill pipeline --config conf/quality/pipelines/fineweb.yaml
-	$(PY) -m tokenmill dedup_minhash --config conf/dedup/sample.yaml
-	$(PY) -m tokenmill train_quality --config conf/classify/train_sample.yaml
-	$(PY) -m tokenmill pipeline --config conf/classify/pipeline_sample.yaml
+	$(PY) -m tokenmill pipeline --config conf/pipelines/quality_fineweb.yaml
+	$(PY) -m tokenmill dedup_minhash --config conf/pipelines/dedup_sample.yaml
+	$(PY) -m tokenmill train_quality --config conf/pipelines/train_quality_sample.yaml
+	$(PY) -m tokenmill pipeline --config conf/pipelines/classify_sample.yaml
 	$(PY) -m tokenmill plan_mixture --config $(MIXTURE)
 	$(PY) -m tokenmill build_mixture --config $(MIXTURE)
 

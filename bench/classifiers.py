@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
@@ -107,8 +106,8 @@ def main() -> None:
 
     from tokenmill.classify.config import ClassifierParams
     from tokenmill.classify.stage import quality_classifier
+    from tokenmill.pipeline.stage import StageContext
     from tokenmill.spark import build_session
-    from tokenmill.stage import StageContext
 
     spark = build_session("local", app_name="bench-classifiers")
     cores = spark.sparkContext.defaultParallelism
@@ -126,7 +125,7 @@ def main() -> None:
         n = args.bert_docs if name == "bert_6_layer" and args.bert_docs else args.docs
         extra = {k: v for k, v in spec.items() if k in ("batch_size", "max_length")}
         params = ClassifierParams(stage="quality_classifier", name="b", kind=spec["kind"], model=spec["model"], **extra)
-        ctx = StageContext(spark, SimpleNamespace(sources=[]), "bench", os.path.join(work, "w"))
+        ctx = StageContext(spark, [], "bench", os.path.join(work, "w"))
         base = spark.read.parquet(path).withColumn("removed_by", F.lit(None).cast("string"))
         warm = quality_classifier(ctx, base.limit(200), params).where("quality_b is not null").count()
         df = base.limit(n) if n < args.docs else base

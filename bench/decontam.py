@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
@@ -27,8 +26,8 @@ sys.path.insert(0, str(ROOT / "lib"))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from tokenmill.dedup.benchmarks import BenchmarkSpec, Item  # noqa: E402
-from tokenmill.dedup.decontam import build_index, decide  # noqa: E402
+from tokenmill.decontam.benchmarks import BenchmarkSpec, Item  # noqa: E402
+from tokenmill.decontam.index import build_index, decide  # noqa: E402
 from tokenmill.sample.texts import SENTENCES  # noqa: E402
 
 NAMES = ["Mara", "Tomas", "Aiko", "Lena", "Ravi", "Olu", "Ines", "Piotr", "Sven", "Noor", "Kofi", "Yara"]
@@ -118,9 +117,9 @@ def main() -> None:
 
     from pyspark.sql import functions as F
 
-    from tokenmill.dedup.decontam_stage import DecontamParams, decontaminate
+    from tokenmill.decontam.stage import DecontamParams, decontaminate
+    from tokenmill.pipeline.stage import StageContext
     from tokenmill.spark import build_session
-    from tokenmill.stage import StageContext
 
     pq.write_table(pa.table({"id": [f"d{i:07d}" for i in range(len(docs))], "text": docs,
                              "source": ["gen"] * len(docs)}), os.path.join(work, "docs.parquet"),
@@ -129,7 +128,7 @@ def main() -> None:
     cores = spark.sparkContext.defaultParallelism
     df = (spark.read.parquet(os.path.join(work, "docs.parquet"))
           .withColumn("removed_by", F.lit(None).cast("string")))
-    ctx = StageContext(spark, SimpleNamespace(sources=[]), "bench", os.path.join(work, "w"))
+    ctx = StageContext(spark, [], "bench", os.path.join(work, "w"))
     params = DecontamParams(stage="decontaminate", benchmarks=[{"name": "gen", "path": bench_path,
                             "fields": ["question", "answer"],
                             "math": {"fields": ["question"], "n": 3, "min_overlap": 0.2, "min_numbers": 2}}],

@@ -34,7 +34,6 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
@@ -154,11 +153,11 @@ def tokenmill_run(spark, path: str, work: str, ids, groups, cores: int) -> dict:
     from pyspark.sql import functions as F
 
     from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
-    from tokenmill.stage import StageContext
+    from tokenmill.pipeline.stage import StageContext
 
     jvm = psutil.Process(spark.sparkContext._gateway.proc.pid)
     df = spark.read.parquet(path).withColumn("removed_by", F.lit(None).cast("string"))
-    ctx = StageContext(spark, SimpleNamespace(sources=[]), "bench", os.path.join(work, "w"))
+    ctx = StageContext(spark, [], "bench", os.path.join(work, "w"))
     out_path = os.path.join(work, "tokenmill_out")
     with PeakRSS({"jvm": lambda: [jvm], "python_workers": lambda: jvm.children(recursive=True)}) as mem:
         start = time.perf_counter()
@@ -166,7 +165,7 @@ def tokenmill_run(spark, path: str, work: str, ids, groups, cores: int) -> dict:
         out.write.mode("overwrite").parquet(out_path)
         seconds = time.perf_counter() - start
     t = pq.read_table(out_path, columns=["id", "dup_cluster", "removed_by"])
-    report = ctx.reports["minhash_dedup"]
+    report = ctx.reported("minhash_dedup")
     n = len(ids)
     return {"seconds": round(seconds, 2), "docs_per_s_per_core": round(n / seconds / cores, 1),
             "removed": t.num_rows - t.column("removed_by").null_count,

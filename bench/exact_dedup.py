@@ -24,7 +24,6 @@ import tempfile
 import time
 import unicodedata
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
@@ -74,10 +73,10 @@ def tokenmill_run(spark, path: str, work: str, nfkc: bool, cores: int, n: int) -
     from pyspark.sql import functions as F
 
     from tokenmill.dedup.exact_stage import ExactDedupParams, exact_dedup
-    from tokenmill.stage import StageContext
+    from tokenmill.pipeline.stage import StageContext
 
     df = spark.read.parquet(path).withColumn("removed_by", F.lit(None).cast("string"))
-    ctx = StageContext(spark, SimpleNamespace(sources=[]), "bench", os.path.join(work, "w"))
+    ctx = StageContext(spark, [], "bench", os.path.join(work, "w"))
     out_path = os.path.join(work, f"out_{nfkc}")
     start = time.perf_counter()
     exact_dedup(ctx, df, ExactDedupParams(stage="exact_dedup", nfkc=nfkc)).write.mode("overwrite").parquet(out_path)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from tokenmill.extract.html import decode, extract_text  # noqa: E402
+from tokenmill.io.html import decode, extract_text  # noqa: E402
 from tokenmill.io.warc import WarcOptions, read_warc_file  # noqa: E402
 from tokenmill.sample.generate import write_sample  # noqa: E402
 

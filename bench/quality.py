@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
@@ -106,10 +105,10 @@ def main() -> None:
 
     from pyspark.sql import functions as F
 
+    from tokenmill.pipeline.stage import StageContext
     from tokenmill.quality.config import QualityFilterParams, QualitySignalsParams
     from tokenmill.quality.stage import quality_filter, quality_signals
     from tokenmill.spark import build_session
-    from tokenmill.stage import StageContext
 
     work = tempfile.mkdtemp(prefix="bench-quality-")
     pq.write_table(pa.table({"id": [d["id"] for d in docs], "text": texts, "url": [d["url"] for d in docs],
@@ -123,7 +122,7 @@ def main() -> None:
     # About four partitions per core, as a crawl read one WARC file per task gives: tasks stay balanced.
     size = os.path.getsize(os.path.join(work, "docs.parquet"))
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(1 << 20, size // (4 * cores))))
-    ctx = StageContext(spark, SimpleNamespace(sources=[]), "bench", os.path.join(work, "w"))
+    ctx = StageContext(spark, [], "bench", os.path.join(work, "w"))
 
     def pipeline(path: str) -> dict:
         df = spark.read.parquet(path).withColumn("removed_by", F.lit(None).cast("string"))

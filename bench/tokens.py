@@ -77,8 +77,8 @@ def main() -> None:
 
     from pyspark.sql import functions as F
 
+    from tokenmill.pipeline.stage import StageContext
     from tokenmill.spark import build_session
-    from tokenmill.stage import StageContext
     from tokenmill.tokens.stage import TokensParams, tokens
 
     pq.write_table(pa.table({"id": [str(i) for i in range(len(docs))], "text": docs, "source": ["bench"] * len(docs)}),
@@ -88,7 +88,7 @@ def main() -> None:
     df = (spark.read.parquet(f"{work}/docs.parquet").repartition(cores * 2)
           .withColumn("removed_by", F.lit(None).cast("string")).cache())
     df.count()
-    ctx = StageContext(spark, SimpleNamespace(sources=[SimpleNamespace(name="bench")]), "bench", work)
+    ctx = StageContext(spark, [SimpleNamespace(name="bench")], "bench", work)
     spark_res = {"cores": cores}
     for method, params in (("tokenizer", TokensParams(stage="tokens", tokenizer=tok_dir)),
                            ("estimate", TokensParams(stage="tokens", method="estimate", rho={"bench": rho}))):

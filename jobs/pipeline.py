@@ -1,7 +1,7 @@
-"""spark-submit --py-files dist/tokenmill.zip jobs/pipeline.py --config conf/sample.yaml"""
+"""spark-submit --py-files dist/tokenmill.zip jobs/pipeline.py --config conf/pipelines/sample.yaml"""
 
 import sys
 
-from tokenmill.runner import main
+from tokenmill.cli import main
 
 sys.exit(main("pipeline"))

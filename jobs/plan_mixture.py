@@ -2,7 +2,7 @@
 
 import sys
 
-from tokenmill.runner import main
+from tokenmill.cli import main
 
 if __name__ == "__main__":
     sys.exit(main("plan_mixture"))

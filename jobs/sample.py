@@ -2,6 +2,6 @@
 
 import sys
 
-from tokenmill.runner import main
+from tokenmill.cli import main
 
 sys.exit(main("sample"))

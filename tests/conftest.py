@@ -32,8 +32,12 @@ def sample_dir(tmp_path_factory) -> Path:
 
 
 def sample_config(sample: Path, output: Path, conf: str = "sample.yaml", **extra) -> dict:
-    """A shipped pipeline config (conf/sample.yaml by default) pointed at a test's folders."""
-    data = yaml.safe_load((ROOT / "conf" / conf).read_text())
+    """A shipped pipeline config (conf/pipelines/sample.yaml by default), its source presets resolved,
+    pointed at a test's folders."""
+    from tokenmill.pipeline.plan import resolve_source_presets
+
+    path = ROOT / "conf" / "pipelines" / conf
+    data = resolve_source_presets(yaml.safe_load(path.read_text()), str(path))
     for src in data["sources"]:
         src["paths"] = src["paths"].replace("data/sample", str(sample))
     def point(node):  # every "data/sample/..." in the stages -> the test's sample folder
@@ -66,3 +70,21 @@ def sample_run(spark, sample_dir, tmp_path_factory):
 
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+
+def own_tokenizer(path) -> str:
+    """A WordPiece-free byte-level BPE with a BOS/EOS template, trained in a second and saved for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 50 + ["über den Fluss"] * 20,
+                            trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>",
+                                                       special_tokens=[("<s>", 0), ("</s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(str(path))
+    return str(path)

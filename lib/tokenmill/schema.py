@@ -1,4 +1,7 @@
-"""The canonical document schema, its column names, and stable document ids."""
+"""The canonical document schema, every column name tokenmill writes, and stable document ids.
+
+The one place column names are defined: readers produce the canonical columns; each stage adds the columns
+listed under its name (and declares them in its `register(..., adds=...)`)."""
 
 from __future__ import annotations
 
@@ -7,18 +10,37 @@ import hashlib
 import pyarrow as pa
 from pyspark.sql import types as T
 
+# The canonical columns every reader produces.
 ID = "id"
 TEXT = "text"
 SOURCE = "source"
 URL = "url"
 META = "meta"
-LANG = "lang"
-LANG_SCORE = "lang_score"
-DUP_CLUSTER = "dup_cluster"
-N_TOKENS = "n_tokens"
 # Set by a filter stage on the rows it removes ("<stage>:<reason>"); null on kept rows.
 # The writer partitions by it, so kept files never carry it.
 REMOVED_BY = "removed_by"
+
+# langid
+LANG = "lang"
+LANG_SCORE = "lang_score"
+LANG_BACKEND = "lang_backend"
+LANG_MIXED = "lang_mixed"
+# quality_filter, url_filter, word_filter, quality_select
+QUALITY_FAILED = "quality_failed"
+BLOCKED_BY = "blocked_by"
+BAD_WORDS = "bad_words"
+QUALITY_BUCKET = "quality_bucket"
+# exact_dedup, minhash_dedup
+DUP_CLUSTER = "dup_cluster"
+DUP_CLUSTER_SIZE = "dup_cluster_size"
+DUP_OF = "dup_of"
+# decontaminate
+CONTAMINATION = "contamination"
+CONTAMINATED_BY = "contaminated_by"
+# tokens
+N_TOKENS = "n_tokens"
+N_BYTES = "n_bytes"
+N_TOKENS_ESTIMATED = "n_tokens_estimated"
 
 CANONICAL_COLUMNS = (ID, TEXT, SOURCE, URL, META)
 
@@ -61,18 +83,3 @@ def spark_stable_id(source_col, key_col):
 
     joined = F.concat(source_col, F.lit("\u0000"), key_col)
     return F.substring(F.sha2(joined, 256), 1, 32)
-
-
-def missing_columns(columns: list[str] | tuple[str, ...], required: tuple[str, ...]) -> list[str]:
-    """Required column names absent from ``columns``, in the order required."""
-    present = set(columns)
-    return [name for name in required if name not in present]
-
-
-def require_columns(df_columns, required: tuple[str, ...], stage: str) -> None:
-    """Raise a clear error naming the stage and the missing columns (checked before any work)."""
-    missing = missing_columns(list(df_columns), required)
-    if missing:
-        raise ValueError(
-            f"stage '{stage}' needs column(s) {', '.join(missing)}; the input has {', '.join(df_columns)}"
-        )

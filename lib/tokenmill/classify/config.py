@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import Strict
 from ..io.sources import Source
-from ..stage import StageParams
+from ..pipeline.stage import StageParams
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import Job, spark_args
 from ..config import load
 from .config import TrainParams
 from .train import train
@@ -31,3 +32,14 @@ def train_quality_job(args: argparse.Namespace) -> int:
     print(format_metrics(metrics))
     print(f"model    {params.model_out}\nmetrics  {params.model_out}/metrics.json")
     return 0
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training YAML, e.g. conf/pipelines/train_quality_sample.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set model_out=models/q2 --set features.idf=true")
+    spark_args(parser)
+
+
+JOBS = [Job("train_quality", "train a quality classifier (HashingTF + logistic regression) in Spark; "
+            "prints ROC-AUC, precision/recall, calibration; saves the PipelineModel", add_args, train_quality_job)]

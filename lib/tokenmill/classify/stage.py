@@ -20,14 +20,12 @@ from pyspark.sql.functions import arrow_udf
 
 from ..errors import ConfigError
 from ..io.artifacts import ship_dir, ship_file
-from ..schema import ID, LANG, TEXT, require_columns
-from ..stage import Deferred, StageContext, live, mark_removed, register
-from ..tokens.count import unit_hash
+from ..pipeline.stage import Deferred, StageContext, live, mark_removed, register
+from ..schema import ID, LANG, QUALITY_BUCKET, TEXT
+from ..text.hashing import unit_hash
 from .config import ClassifierParams, SelectParams
 from .models import FastTextSpec, TransformersSpec, get_model
 from .train import FEATURE_INPUT, PROBABILITY, load_model
-
-QUALITY_BUCKET = "quality_bucket"
 
 
 def model_spec(ctx: StageContext, params: ClassifierParams) -> FastTextSpec | TransformersSpec:
@@ -61,15 +59,14 @@ def _scored(df: DataFrame, params: ClassifierParams) -> Column:
     """Which rows get a score: live, non-empty text, and the model's language when asked."""
     cond = live(df) & F.col(TEXT).isNotNull() & (F.length(TEXT) > 0)
     if params.only_language:
-        require_columns(df.columns, (LANG,), f"quality_classifier {params.name} (only_language)")
         cond = cond & (F.col(LANG) == F.lit(params.language))
     return cond
 
 
-@register("quality_classifier", "annotate", ClassifierParams)
+@register("quality_classifier", "annotate", ClassifierParams,
+          requires=lambda p: [ID, TEXT] + ([LANG] if p.only_language else []), adds=lambda p: [p.column])
 def quality_classifier(ctx: StageContext, df: DataFrame, params: ClassifierParams) -> DataFrame:
     """Add `quality_<name>`: the model's probability of high quality (or its regression score)."""
-    require_columns(df.columns, (ID, TEXT), f"quality_classifier {params.name}")
     cond = _scored(df, params)
     loads = ctx.spark.sparkContext.accumulator(0)
     if params.kind == "spark":
@@ -82,10 +79,10 @@ def quality_classifier(ctx: StageContext, df: DataFrame, params: ClassifierParam
     else:
         spec = model_spec(ctx, params)
         out = df.withColumn(params.column, score_column(F.when(cond, F.col(TEXT)), spec, lambda: loads.add(1)))
-    ctx.reports[params.id or f"quality_classifier_{params.name}"] = {
+    ctx.report_all({
         "column": params.column, "kind": params.kind, "model": params.model, "language": params.language,
         "only_language": params.only_language,
-        "model_loads": Deferred(lambda: loads.value) if params.kind != "spark" else None}
+        "model_loads": Deferred(lambda: loads.value) if params.kind != "spark" else None})
     return out
 
 
@@ -117,10 +114,11 @@ def quantiles(df: DataFrame, score: str, probs: list[float], rel_err: float) -> 
     return df.where(live(df) & F.col(score).isNotNull()).approxQuantile(score, probs, rel_err)
 
 
-@register("quality_select", "filter", SelectParams)
+@register("quality_select", "filter", SelectParams, requires=lambda p: list(p.scores),
+          adds=lambda p: [QUALITY_BUCKET] if p.method == "buckets" else [])
 def quality_select(ctx: StageContext, df: DataFrame, params: SelectParams) -> DataFrame:
     """Keep by score: threshold, top percentile, Pareto sampling, or `quality_bucket` tiers (keeps all)."""
-    name = params.id or "quality_select"
+    name = ctx.label
     score = "__qs_score"
     out = df.withColumn(score, combined_score(df, params))
     report: dict = {"method": params.method, "scores": params.scores, "combine": params.combine}
@@ -133,7 +131,7 @@ def quality_select(ctx: StageContext, df: DataFrame, params: SelectParams) -> Da
         tier = sum(F.when(F.col(score) >= F.lit(e), 1).otherwise(0) for e in edges) + F.lit(1)
         report["edges"] = edges
         out = out.withColumn(QUALITY_BUCKET, F.when(F.col(score).isNotNull() & live(out), tier).cast("int"))
-        ctx.reports[name] = report
+        ctx.report_all(report)
         return out.drop(score)
     if params.method == "threshold":
         keep = F.col(score) >= F.lit(params.threshold)
@@ -155,5 +153,5 @@ def quality_select(ctx: StageContext, df: DataFrame, params: SelectParams) -> Da
     if params.unscored == "remove":
         out = mark_removed(out, unscored, name, "unscored")
     out = mark_removed(out, ~unscored & ~keep, name, reason)
-    ctx.reports[name] = report
+    ctx.report_all(report)
     return out.drop(score)

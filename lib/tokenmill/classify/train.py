@@ -23,9 +23,9 @@ from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..io.outputs import OutputLock, check_destination
 from ..io.sources import read_source
-from ..io.writer import commit, new_temp
+from ..pipeline.commit import StagedOutput
 from ..schema import ID, REMOVED_BY, TEXT
-from ..tokens.count import unit_hash
+from ..text.hashing import unit_hash
 from .config import FeatureParams, TrainParams
 
 log = logging.getLogger("tokenmill.classify")
@@ -112,16 +112,12 @@ def train(spark: SparkSession, params: TrainParams) -> dict:
     check_destination(spark, out, "model_out", replace=params.overwrite)
     with OutputLock(spark, out):
         model, metrics = fit(spark, params)
-        temp = new_temp(out)
-        try:
-            model.write().save(temp)
-            HadoopFS(spark, temp).write_text(f"{temp}/metrics.json", json.dumps(metrics, indent=1) + "\n")
-        except BaseException:
-            HadoopFS(spark, temp).delete(temp)
-            raise
-        # The model folder is a tokenmill output: `_SUCCESS` and `manifest.json` mark it replaceable.
-        commit(spark, temp, out, {"tokenmill_version": __version__, "kind": "quality_model",
-                                  "params": params.model_dump(mode="json"), "metrics": metrics})
+        with StagedOutput(spark, out) as staged:
+            model.write().save(staged.path)
+            HadoopFS(spark, out).write_text(f"{staged.path}/metrics.json", json.dumps(metrics, indent=1) + "\n")
+            # The model folder is a tokenmill output: `_SUCCESS` and `manifest.json` mark it replaceable.
+            staged.commit({"tokenmill_version": __version__, "kind": "quality_model",
+                           "params": params.model_dump(mode="json"), "metrics": metrics})
     log.info("saved quality model to %s (ROC-AUC %.4f on %d held-out documents)", out, metrics["roc_auc"],
              metrics["test_docs"])
     return metrics

@@ -10,37 +10,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, field_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
-from ..schema import ID, SOURCE, TEXT, URL, require_columns
-from ..stage import StageContext, StageParams, live, mark_removed, register
-
-DUP_CLUSTER = "dup_cluster"
-DUP_CLUSTER_SIZE = "dup_cluster_size"
-DUP_OF = "dup_of"
-
-
-class SurvivorParams(StageParams):
-    """Which document of a duplicate group survives: stated in the config, deterministic."""
-
-    # Survivor policy, in order: columns to prefer ("-col" = highest first, "col" = lowest first); the
-    # pseudo-column `length` is the text length. The id always breaks the last tie, so the choice is stable.
-    prefer: list[str] = Field(default_factory=lambda: ["-length"])
-    source_priority: list[str] = Field(default_factory=list)  # sources listed earlier win (Zyda-style)
-
-    @field_validator("prefer")
-    @classmethod
-    def _names(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if not p.lstrip("-"):
-                raise ValueError("empty column name in `prefer`")
-        return v
-
-    def policy_columns(self) -> list[str]:
-        return [p.lstrip("-") for p in self.prefer if p.lstrip("-") != "length"]
+from ..pipeline.stage import StageContext, live, mark_removed, register
+from ..schema import ID, TEXT, URL
+from .survivors import DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF, SurvivorParams, survivor_order
 
 
 class ExactDedupParams(SurvivorParams):
@@ -72,27 +48,12 @@ def nfkc(text: Column) -> Column:
     return arrow_udf(_nfkc_batch, "string")(text)
 
 
-def survivor_order(params: SurvivorParams, columns: list[str], length: Column | None = None) -> list[Column]:
-    """The ordering whose first row survives: source priority, the preferred columns, then the id."""
-    order: list[Column] = []
-    if params.source_priority:
-        rank = F.create_map(*[x for i, s in enumerate(params.source_priority) for x in (F.lit(s), F.lit(i))])
-        order.append(F.coalesce(rank[F.col(SOURCE)], F.lit(len(params.source_priority))).asc())
-    for p in params.prefer:
-        name = p.lstrip("-")
-        col = (length if length is not None else F.length(F.col(TEXT))) if name == "length" else F.col(name)
-        if name != "length" and name not in columns:
-            raise ValueError(f"exact_dedup: `prefer` names column {name!r}, not in the data ({', '.join(columns)})")
-        order.append(col.desc_nulls_last() if p.startswith("-") else col.asc_nulls_last())
-    order.append(F.col(ID).asc())
-    return order
-
-
-@register("exact_dedup", "filter", ExactDedupParams)
+@register("exact_dedup", "filter", ExactDedupParams,
+          requires=lambda p: [ID, TEXT] + ([URL] if p.by_url else []) + p.policy_columns(),
+          adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF], audit=[DUP_OF, DUP_CLUSTER])
 def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> DataFrame:
     """Keep one document per exact (normalised) text; `dup_cluster`, `dup_cluster_size`, `dup_of` say which."""
-    name = params.id or "exact_dedup"
-    require_columns(df.columns, (ID, TEXT) + ((URL,) if params.by_url else ()), name)
+    name = ctx.label
     raw = nfkc(F.col(TEXT)) if params.nfkc else F.col(TEXT)
     text = normalised_text(raw) if params.normalise else raw
     parts = [text] + ([F.coalesce(F.col(URL), F.lit(""))] if params.by_url else [])
@@ -104,6 +65,6 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
            .withColumn(DUP_CLUSTER_SIZE, F.when(F.col(DUP_CLUSTER).isNotNull(), F.count(F.lit(1)).over(whole)))
            .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.first(ID).over(w))))
     out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "duplicate")
-    ctx.reports[name] = {"normalise": params.normalise, "nfkc": params.nfkc, "by_url": params.by_url,
-                         "prefer": params.prefer, "source_priority": params.source_priority}
+    ctx.report_all({"normalise": params.normalise, "nfkc": params.nfkc, "by_url": params.by_url,
+                         "prefer": params.prefer, "source_priority": params.source_priority})
     return out.drop("__rank")

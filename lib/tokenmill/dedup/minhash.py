@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import regex
 
-from .ngrams import TokenHasher, batch_ngrams
+from ..text.ngrams import TokenHasher, batch_ngrams
 
 P61 = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64((1 << 32) - 1)

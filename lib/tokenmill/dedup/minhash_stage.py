@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -30,17 +31,19 @@ from pyspark.sql import types as T
 
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
-from ..schema import ID, SOURCE, TEXT, require_columns
-from ..stage import StageContext, live, mark_removed, register
+from ..pipeline.commit import StagedOutput, committed_children
+from ..pipeline.stage import StageContext, live, mark_removed, register
+from ..schema import ID, SOURCE, TEXT
 from .components import components
-from .exact_stage import DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF, SurvivorParams, survivor_order
 from .minhash import MinHashSpec, band_keys, s_curve, shingle_hashes, signatures
+from .survivors import DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF, SurvivorParams, survivor_order
 
 log = logging.getLogger("tokenmill.dedup")
 
 
 class MinHashDedupParams(SurvivorParams):
-    """MinHash LSH near-duplicate removal (FineWeb's defaults: word 5-grams, 112 hashes = 14 bands x 8 rows)."""
+    """MinHash LSH near-duplicate removal (FineWeb's defaults: word 5-grams, 112 hashes = 14 bands x 8 rows;
+    docs/quality-filters.md §9)."""
 
     num_perm: int = Field(default=112, ge=2)
     bands: int = Field(default=14, ge=1)
@@ -110,58 +113,102 @@ def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     return df.where(live(df)).select(*keep, TEXT).mapInArrow(run, schema)
 
 
-@register("minhash_dedup", "filter", MinHashDedupParams, version="2")  # 2: Python word split = Arrow split
+def describe_minhash(manifest: dict, label: str) -> list[str]:
+    """The console lines: bands, S-curve, candidate pairs, clusters, the index."""
+    rep = manifest.get("stage_reports", {}).get(label, {})
+    if "candidate_pairs" not in rep:
+        return []
+    lines = ["", f"{label}: {rep['bands']} bands x {rep['rows']} rows, threshold {rep['threshold']}, "
+             f"S-curve {rep['s_curve']}",
+             f"candidate pairs {rep['candidate_pairs']:,}, after verification {rep['pairs_after_verification']:,}; "
+             f"clusters by size {rep['clusters_by_size']}; components in {rep['connected_components']['rounds']} rounds"]
+    if "index" in rep:
+        idx = rep["index"]
+        lines.append(f"index {idx['path']}: {idx['added_documents']:,} documents added, {idx['documents']:,} in all")
+    return lines
+
+
+@register("minhash_dedup", "filter", MinHashDedupParams, version="2",
+          requires=lambda p: [ID, TEXT, SOURCE] + p.policy_columns(), adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF],
+          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash)  # 2: Python word split = Arrow split
 def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
-    name = params.id or "minhash_dedup"
-    require_columns(df.columns, (ID, TEXT, SOURCE), name)
     spark = df.sparkSession
     index = qualify(params.index) if params.index else None
-    sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
-    new_b = sigs.select(ID, F.posexplode("bands").alias("band", "key")).withColumn("old", F.lit(False))
-    all_sigs = sigs.select(ID, "sig")
-    old_ids = None
     if index:
         _check_index_spec(spark, index, params)
-    if index and HadoopFS(spark, index).exists(f"{index}/bands"):
-        # Earlier runs: their band rows join this run's buckets; a document seen before (same id) is itself.
-        old_b = (spark.read.parquet(f"{index}/bands").select(ID, "band", "key")
-                 .join(sigs.select(ID), ID, "left_anti").withColumn("old", F.lit(True)))
-        old_sigs = spark.read.parquet(f"{index}/signatures").select(ID, "sig").join(sigs.select(ID), ID,
-                                                                                           "left_anti")
-        buckets = new_b.unionByName(old_b)
-        all_sigs = all_sigs.unionByName(old_sigs)
-        old_ids = old_b.select(ID).distinct()
-    else:
-        buckets = new_b
-    # Star centre: a document of an earlier run if the bucket has one (it is already published), else the
-    # smallest id. Buckets without a new document need nothing. The aggregation combines map-side, so a
-    # boilerplate bucket of 10^5 pages is not one task's work; the table of shared buckets is materialised
-    # (it also feeds the report), so adaptive execution sees its real size: broadcast when small, and its
-    # skew-join split of oversized buckets when not.
+    indexed = index_runs(spark, index) if index else []
+    sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
+    buckets, all_sigs, old_ids = _band_rows(spark, sigs, indexed)
+    shared, edges, n_candidates = _star_edges(buckets)
+    if params.verify:
+        edges = _verified(edges, all_sigs, params)
+    n_verified = edges.count()
+    roots, cc_log = components(edges, params.max_rounds)
+    decided, csize = _survivors(sigs, roots, old_ids, params)
+    out = df.join(decided, ID, "left")
+    out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
+           .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
+           .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
+    out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), ctx.label, "near_duplicate")
+    report = _report(shared, csize, params, n_candidates, n_verified, cc_log)
+    if params.estimate_sample:
+        report["estimate"] = _estimate(df, sigs, decided, params)
+    if index and params.update_index:
+        report["index"] = _stage_index(ctx, sigs, indexed, index, params)
+    ctx.report_all(report)
+    return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
+
+
+def _band_rows(spark, sigs: DataFrame, indexed: list[str]) -> tuple[DataFrame, DataFrame, DataFrame | None]:
+    """(band, key, id, old) rows of this run's documents and of the index's earlier runs, the signatures of
+    both, and the ids of earlier runs (None without an index). A document seen before (same id) is itself."""
+    new_b = sigs.select(ID, F.posexplode("bands").alias("band", "key")).withColumn("old", F.lit(False))
+    if not indexed:
+        return new_b, sigs.select(ID, "sig"), None
+    old_b = (read_index(spark, indexed, "bands").select(ID, "band", "key")
+             .join(sigs.select(ID), ID, "left_anti").withColumn("old", F.lit(True)))
+    old_sigs = read_index(spark, indexed, "signatures").select(ID, "sig").join(sigs.select(ID), ID, "left_anti")
+    return new_b.unionByName(old_b), sigs.select(ID, "sig").unionByName(old_sigs), old_b.select(ID).distinct()
+
+
+def _star_edges(buckets: DataFrame) -> tuple[DataFrame, DataFrame, int]:
+    """The shared buckets (materialised) and the candidate edges from each member to its bucket's centre.
+
+    Star centre: a document of an earlier run if the bucket has one (it is already published), else the
+    smallest id. Buckets without a new document need nothing. The aggregation combines map-side, so a
+    boilerplate bucket of 10^5 pages is not one task's work; the table of shared buckets is materialised
+    (it also feeds the report), so adaptive execution sees its real size: broadcast when small, and its
+    skew-join split of oversized buckets when not."""
     shared = (buckets.groupBy("band", "key").agg(
         F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
         F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
         .where((F.col("size") > 1) & (F.col("n_new") > 0)).localCheckpoint())
     edges = (buckets.where(~F.col("old")).join(shared, ["band", "key"]).where(F.col(ID) != F.col("center"))
              .select(F.col(ID).alias("u"), F.col("center").alias("v")).distinct()).localCheckpoint()
-    n_candidates = edges.count()
-    if params.verify:
-        a = all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
-        b = all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
-        est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
-                          lambda acc, x: acc + x) / F.lit(params.num_perm)
-        edges = (edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v")
-                 ).localCheckpoint()
-    n_verified = edges.count()
-    roots, cc_log = components(edges, params.max_rounds)
+    return shared, edges, edges.count()
+
+
+def _verified(edges: DataFrame, all_sigs: DataFrame, params: MinHashDedupParams) -> DataFrame:
+    """The candidate edges whose estimated Jaccard (share of equal signature slots) reaches the threshold."""
+    a = all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
+    b = all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
+    est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
+                      lambda acc, x: acc + x) / F.lit(params.num_perm)
+    return edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v").localCheckpoint()
+
+
+def _survivors(sigs: DataFrame, roots: DataFrame, old_ids: DataFrame | None, params: MinHashDedupParams
+               ) -> tuple[DataFrame, DataFrame]:
+    """Per clustered document: its root, rank by the survivor policy, cluster size, whether it is removed
+    and which document it duplicates; and the cluster sizes. A cluster holding a document of an earlier run
+    keeps that one: every new member is a duplicate."""
     members = sigs.join(roots.withColumnRenamed("node", ID), ID, "inner")
     w = Window.partitionBy("root").orderBy(*survivor_order(params, sigs.columns, F.col("__len")))
     csize = roots.groupBy("root").agg(F.count(F.lit(1)).alias("__size"))
     decided = (members.select(ID, "root", F.row_number().over(w).alias("__rank"), F.first(ID).over(w).alias("__first"))
                .join(csize, "root"))
     if old_ids is not None:
-        # A cluster with a document of an earlier run keeps that one: every new member is a duplicate.
         old_keep = (roots.join(old_ids.withColumnRenamed(ID, "node"), "node")
                     .groupBy("root").agg(F.min("node").alias("__old")))
         decided = decided.join(old_keep, "root", "left")
@@ -169,18 +216,7 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
         decided = decided.withColumn("__old", F.lit(None).cast("string"))
     decided = (decided.withColumn("__removed", F.col("__old").isNotNull() | (F.col("__rank") > 1))
                .withColumn("__keep", F.coalesce(F.col("__old"), F.col("__first"))))
-    out = df.join(decided, ID, "left")
-    out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
-           .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
-           .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
-    out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), name, "near_duplicate")
-    report = _report(shared, csize, params, n_candidates, n_verified, cc_log)
-    if params.estimate_sample:
-        report["estimate"] = _estimate(df, sigs, decided, params)
-    if index and params.update_index:
-        report["index"] = _stage_index(ctx, sigs, old_ids, index, params)
-    ctx.reports[name] = report
-    return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
+    return decided, csize
 
 
 def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHashDedupParams) -> dict:
@@ -248,47 +284,52 @@ def _check_index_spec(spark, index: str, params: MinHashDedupParams) -> None:
                           + " (use a new index folder, or the index's settings)")
 
 
-def _stage_index(ctx: StageContext, sigs: DataFrame, old_ids: DataFrame | None, index: str,
+def index_runs(spark, index: str) -> list[str]:
+    """The committed runs of an index (`<index>/runs/<run>`), plus an index written before runs existed
+    (`<index>/bands` and `<index>/signatures` at its top)."""
+    runs = committed_children(spark, f"{index}/runs")
+    return ([index] if HadoopFS(spark, index).exists(f"{index}/bands") else []) + runs
+
+
+def read_index(spark, runs: list[str], table: str) -> DataFrame:
+    """One table (`bands`, partitioned by band, or `signatures`) of every committed run."""
+    frames = [spark.read.parquet(f"{run}/{table}") for run in runs]
+    out = frames[0]
+    for other in frames[1:]:
+        out = out.unionByName(other)
+    return out
+
+
+def _stage_index(ctx: StageContext, sigs: DataFrame, indexed: list[str], index: str,
                  params: MinHashDedupParams) -> dict:
     """Write this run's documents (not already indexed) as band rows (partitioned by band) and signatures
-    under ``<index>/_pending/<run>``; they are moved into the index once the output is committed, so the
-    next run deduplicates against them without reading their text again, and never against a run that
-    failed."""
+    into a staged run folder of the index, committed (pipeline/commit.py) once the output is committed: the
+    next run deduplicates against them without reading their text again, and never against a failed run."""
     spark = sigs.sparkSession
-    fs = HadoopFS(spark, index)
     fresh = sigs
     before = 0
-    if old_ids is not None:
-        indexed = spark.read.parquet(f"{index}/signatures").select(ID)
-        before = indexed.count()
-        fresh = sigs.join(indexed, ID, "left_anti")
+    if indexed:
+        known = read_index(spark, indexed, "signatures").select(ID)
+        before = known.count()
+        fresh = sigs.join(known, ID, "left_anti")
     fresh = fresh.localCheckpoint()
-    run = uuid.uuid4().hex
-    pending = f"{index}/_pending/{run}"
+    run = StagedOutput(spark, f"{index}/runs/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
     (fresh.select(ID, F.posexplode("bands").alias("band", "key")).write.mode("overwrite")
-     .partitionBy("band").parquet(f"{pending}/bands"))
-    fresh.select(ID, "sig").write.mode("overwrite").parquet(f"{pending}/signatures")
+     .partitionBy("band").parquet(f"{run.path}/bands"))
+    fresh.select(ID, "sig").write.mode("overwrite").parquet(f"{run.path}/signatures")
     added = fresh.count()
     spec = _index_spec(params)
+    fs = HadoopFS(spark, index)
 
     def publish() -> None:
-        # Bands before signatures: an interrupted publish leaves band rows whose ids the next run, finding
-        # no signature for them, indexes again (harmless duplicates), never signatures without bands.
-        for table in ("bands", "signatures"):
-            for path, _, _ in fs.list_files(f"{pending}/{table}"):
-                rel = path.split(f"/_pending/{run}/{table}/", 1)[1]  # band=K/part-...; listed paths are URIs
-                if not rel.rsplit("/", 1)[-1].startswith("part-"):
-                    continue
-                target = f"{index}/{table}/{rel}"
-                fs.mkdirs(target.rsplit("/", 1)[0])
-                fs.rename(path, target)
         if not fs.exists(f"{index}/{INDEX_SPEC}"):
             fs.write_text(f"{index}/{INDEX_SPEC}", json.dumps(spec, indent=2) + "\n")
-        fs.delete(pending)
+        run.commit({"kind": "minhash_index_run", "documents": added, "spec": spec,
+                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds")})
         log.info("minhash index %s: %d documents added", index, added)
 
     ctx.after_commit.append(publish)
-    ctx.on_abort.append(lambda: fs.delete(pending))
+    ctx.on_abort.append(lambda: run.__exit__(None, None, None))
     return {"path": index, "added_documents": added, "documents": before + added}
 
 

@@ -52,20 +52,32 @@ def _fingerprint(src) -> str:
                       sort_keys=True)
 
 
-def stage_hf_dataset(src, staging_dir: str) -> str:
-    """Write the dataset split as Parquet shards under ``staging_dir`` (reused when already complete)."""
-    fs, root = fsspec.core.url_to_fs(staging_dir)
-    marker = root.rstrip("/") + "/_STAGED"
-    fingerprint = _fingerprint(src)
-    if fs.exists(marker) and fs.cat_file(marker).decode() == fingerprint:
-        return staging_dir
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-    fs.makedirs(root, exist_ok=True)
-    ds = _load(src)
-    shard, rows = 0, []
+def stage_hf_dataset(spark, src, staging_dir: str) -> str:
+    """Write the dataset split as Parquet shards under ``<staging_dir>/data`` (a committed folder, reused
+    while the dataset's id, config, split, files and revision stay the same); returns the data folder."""
+    from ..pipeline.commit import StagedOutput, read_manifest
 
-    def flush(tables):
+    fingerprint = _fingerprint(src)
+    previous = read_manifest(spark, staging_dir)
+    if previous is not None and previous.get("fingerprint") == fingerprint:
+        return f"{staging_dir.rstrip('/')}/data"
+    ds = _load(src)
+    with StagedOutput(spark, staging_dir) as staged:
+        shards = _write_shards(ds, src, f"{staged.path}/data")
+        if shards == 0:
+            raise ConfigError(f"hf source '{src.name}': split '{src.split}' of {src.dataset!r} is empty")
+        staged.commit({"kind": "hf_staging", "fingerprint": fingerprint, "dataset": src.dataset,
+                       "split": src.split, "shards": shards})
+    return f"{staging_dir.rstrip('/')}/data"
+
+
+def _write_shards(ds, src, folder: str) -> int:
+    """The dataset as zstd Parquet files of `shard_rows` rows, Arrow batch by batch; the number written."""
+    fs, root = fsspec.core.url_to_fs(folder)
+    fs.makedirs(root, exist_ok=True)
+    shard = 0
+
+    def flush(tables) -> None:
         nonlocal shard
         if not tables:
             return
@@ -77,15 +89,12 @@ def stage_hf_dataset(src, staging_dir: str) -> str:
     if hasattr(ds, "with_format") and hasattr(ds, "data"):  # a map-style Dataset backed by Arrow
         for start in range(0, len(ds), src.shard_rows):
             flush([ds.with_format("arrow")[start: start + src.shard_rows]])
-    else:  # an IterableDataset (streaming): Arrow batches as they arrive
-        for batch in ds.iter(batch_size=min(src.shard_rows, 10_000)):
-            rows.append(pa.Table.from_pydict(batch))
-            if sum(t.num_rows for t in rows) >= src.shard_rows:
-                flush(rows)
-                rows = []
-        flush(rows)
-    if shard == 0:
-        raise ConfigError(f"hf source '{src.name}': split '{src.split}' of {src.dataset!r} is empty")
-    with fs.open(marker, "wb") as out:
-        out.write(fingerprint.encode())
-    return staging_dir
+        return shard
+    rows: list = []  # an IterableDataset (streaming): Arrow batches as they arrive
+    for batch in ds.iter(batch_size=min(src.shard_rows, 10_000)):
+        rows.append(pa.Table.from_pydict(batch))
+        if sum(t.num_rows for t in rows) >= src.shard_rows:
+            flush(rows)
+            rows = []
+    flush(rows)
+    return shard

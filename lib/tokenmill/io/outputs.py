@@ -82,7 +82,10 @@ def is_tokenmill_output(spark: SparkSession, dest: str) -> bool:
         return True
     # A quality model saved by train_quality before models had a manifest: a Spark ML model folder with
     # the metrics.json tokenmill wrote beside it.
-    return all(fs.exists(f"{dest}/{name}") for name in ("metrics.json", "metadata", "stages"))
+    if all(fs.exists(f"{dest}/{name}") for name in ("metrics.json", "metadata", "stages")):
+        return True
+    # A Hugging Face dataset staged as Parquet before staging folders had a manifest.
+    return fs.exists(f"{dest}/_STAGED")
 
 
 def check_destination(spark: SparkSession, dest: str, what: str, inputs: list[str] = (),

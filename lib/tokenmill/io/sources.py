@@ -118,32 +118,48 @@ def _stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=N
     return _files_frame(spark, files).mapInArrow(run, DOCUMENT_SCHEMA)
 
 
+def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, opens) -> DataFrame:
+    from .warc import WarcOptions, read_warc_file
+
+    opts = WarcOptions(source=src.name, kind=src.format, extractor=src.extractor,
+                       main_content=src.main_content, content_types=tuple(src.content_types),
+                       max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
+                       length_mismatch=src.length_mismatch, storage_options=src.storage_options)
+    return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r), opens)
+
+
+def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str, opens) -> DataFrame:
+    from .jsonl import JsonlOptions, read_jsonl_file
+
+    opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
+                        max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
+    return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts), opens)
+
+
+def _read_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str, opens) -> DataFrame:
+    return read_parquet(spark, src, list_files(src, where), where)
+
+
+def _read_hf(spark: SparkSession, src: HFSource, where: str, work_dir: str, opens) -> DataFrame:
+    from .hf import stage_hf_dataset
+
+    staged = stage_hf_dataset(spark, src, src.staging_dir or os.path.join(work_dir, "hf", src.name))
+    as_parquet = ParquetSource(name=src.name, format="parquet", paths=[staged],
+                               max_doc_bytes=src.max_doc_bytes, fields=src.fields)
+    return read_parquet(spark, as_parquet, list_files(as_parquet, where), where)
+
+
+# Source format -> reader: (spark, source config, where, work_dir, files-opened accumulator) -> canonical
+# DataFrame. A new format is one function here and one config class in `Source`.
+READERS = {"warc": _read_warc, "wet": _read_warc, "jsonl": _read_jsonl, "parquet": _read_parquet, "hf": _read_hf}
+
+
 def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str, opens=None) -> DataFrame:
     """The canonical DataFrame of one source: kept documents, and skips tagged in `removed_by`."""
-    if isinstance(src, WarcSource):
-        from .warc import WarcOptions, read_warc_file
-
-        opts = WarcOptions(source=src.name, kind=src.format, extractor=src.extractor,
-                           main_content=src.main_content, content_types=tuple(src.content_types),
-                           max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
-                           length_mismatch=src.length_mismatch, storage_options=src.storage_options)
-        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r), opens)
-    if isinstance(src, JsonlSource):
-        from .jsonl import JsonlOptions, read_jsonl_file
-
-        opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
-                            max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
-        return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts), opens)
-    if isinstance(src, ParquetSource):
-        return read_parquet(spark, src, list_files(src, where), where)
-    if isinstance(src, HFSource):
-        from .hf import stage_hf_dataset
-
-        staged = stage_hf_dataset(src, src.staging_dir or os.path.join(work_dir, "hf", src.name))
-        as_parquet = ParquetSource(name=src.name, format="parquet", paths=[staged],
-                                   max_doc_bytes=src.max_doc_bytes, fields=src.fields)
-        return read_parquet(spark, as_parquet, list_files(as_parquet, where), where)
-    raise ConfigError(f"{where}: unsupported source format")
+    reader = READERS.get(getattr(src, "format", ""))
+    if reader is None:
+        raise ConfigError(f"{where}: unsupported source format {getattr(src, 'format', None)!r}")
+    return reader(spark, src, where, work_dir, opens)
 
 
 def _column(df: DataFrame, dotted: str):

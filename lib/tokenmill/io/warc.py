@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import fsspec
 
 from ..errors import InputError
-from ..extract.html import decode, extract_text
 from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
+from .html import decode, extract_text
 from .records import Row, doc_row, skip_row
 from .warcparse import ByteUnit, RawRecord, Region, header_value, records, single_record, split_head
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config import Strict
-from ..stage import StageParams
+from ..pipeline.stage import StageParams
 from .codes import DEFAULT_ALIASES, canonical
 
 
@@ -74,7 +74,7 @@ class LanguageFilterParams(StageParams):
     """Keep the configured languages above a minimum score, with per-language thresholds."""
 
     languages: list[str] = Field(default_factory=list)  # empty: any identified language
-    min_score: float = Field(default=0.65, ge=0.0, le=1.0)  # FineWeb/RefinedWeb: 0.65 (English, lid.176)
+    min_score: float = Field(default=0.65, ge=0.0, le=1.0)  # FineWeb/RefinedWeb: 0.65 (English, lid.176; docs/quality-filters.md §8)
     thresholds: dict[str, float] = Field(default_factory=dict)  # per language, e.g. FineWeb-2 de: 0.821
     keep_und: bool = False
     drop_mixed: bool = False  # remove documents flagged `lang_mixed`

@@ -7,6 +7,7 @@ import json
 
 from pyspark.sql import functions as F
 
+from ..cli import Job, spark_args
 from ..config import load_yaml, validate
 from ..errors import ConfigError
 from .codes import canonical, to_style
@@ -71,3 +72,21 @@ def langid_eval_job(args: argparse.Namespace) -> int:
             json.dump(rep, handle, indent=1)
         print(f"\nreport {args.out}")
     return 0
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="labelled JSONL (any fsspec/Hadoop path): one text and its language per line")
+    parser.add_argument("--config", default="conf/pipelines/langid_eval.yaml",
+                        help="a langid stage entry, or a pipeline config whose first langid stage is used")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a langid setting, e.g. --set cascade.min_score=0.8")
+    parser.add_argument("--backend", default=None, choices=["fasttext", "cld2", "lingua", "cascade"])
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--label-field", default="lang")
+    parser.add_argument("--long-chars", type=int, default=50, help="also report texts of at least this many characters")
+    parser.add_argument("--out", default=None, help="write the report as JSON")
+    spark_args(parser)
+
+
+JOBS = [Job("langid_eval", "per-language precision/recall/F1, confusions and threshold curve of a langid setup "
+            "on a labelled JSONL", add_args, langid_eval_job)]

@@ -22,3 +22,23 @@ def language_totals(df: DataFrame) -> dict[str, dict]:
             backend = r["lang_backend"] or "none"
             entry["by_backend"][backend] = entry["by_backend"].get(backend, 0) + r["docs"]
     return dict(sorted(out.items(), key=lambda kv: (-kv[1]["docs"], kv[0])))
+
+
+def summarize_languages(out) -> dict:
+    """The manifest's `output.languages`: documents and characters per language, kept and removed."""
+    if LANG not in out.kept.columns:
+        return {}
+    languages = {"kept": language_totals(out.kept)}
+    if out.removed is not None and LANG in out.removed.columns:
+        languages["removed"] = language_totals(out.removed)
+    return {"languages": languages}
+
+
+def describe_languages(manifest: dict, label: str) -> list[str]:
+    """The console line: the kept documents' languages, most frequent first."""
+    languages = manifest["output"].get("languages", {}).get("kept")
+    if not languages:
+        return []
+    shown = ", ".join(f"{k} {v['docs']:,}" for k, v in list(languages.items())[:12])
+    more = f" (+{len(languages) - 12} more)" if len(languages) > 12 else ""
+    return [f"languages {shown}{more}"]

@@ -10,15 +10,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
 from ..io.artifacts import ship_file
-from ..schema import LANG, LANG_SCORE, TEXT, require_columns
-from ..stage import StageContext, live, mark_removed, register
+from ..pipeline.stage import StageContext, live, mark_removed, register
+from ..schema import LANG, LANG_BACKEND, LANG_MIXED, LANG_SCORE, TEXT
 from .backends import BackendSpec
 from .codes import UND, canonical
 from .config import LangidParams, LanguageFilterParams, forms
 from .identify import CascadeSpec, IdentifySpec, ParagraphSpec, identify
-
-LANG_BACKEND = "lang_backend"
-LANG_MIXED = "lang_mixed"
+from .report import describe_languages, summarize_languages
 
 _FIELDS = [(LANG, pa.string()), (LANG_SCORE, pa.float64()), (LANG_BACKEND, pa.string()), (LANG_MIXED, pa.bool_())]
 
@@ -73,10 +71,14 @@ def langid_column(text: Column, spec: IdentifySpec) -> Column:
     return arrow_udf(run, schema)(text)
 
 
-@register("langid", "annotate", LangidParams)
+def _langid_columns(params: LangidParams) -> list[str]:
+    return [LANG, LANG_SCORE, LANG_BACKEND] + ([LANG_MIXED] if params.paragraphs is not None else [])
+
+
+@register("langid", "annotate", LangidParams, requires=[TEXT], adds=_langid_columns, audit=[LANG, LANG_SCORE],
+          summarize=summarize_languages, describe=describe_languages)
 def langid(ctx: StageContext, df: DataFrame, params: LangidParams) -> DataFrame:
     """Language and score per live document (removed documents get none); `und` when there is no signal."""
-    require_columns(df.columns, (TEXT,), params.id or "langid")
     spec = build_spec(ctx.spark, params)
     tmp = "__langid"
     text = F.col(TEXT)
@@ -84,24 +86,24 @@ def langid(ctx: StageContext, df: DataFrame, params: LangidParams) -> DataFrame:
         # Only a prefix crosses to Python: the normalised prefix comes from (far) less than 4x its length.
         text = F.substring(text, 1, params.prefix_chars * 4 + 1024)
     out = df.withColumn(tmp, langid_column(F.when(live(df), text), spec))
-    fields = [LANG, LANG_SCORE, LANG_BACKEND] + ([LANG_MIXED] if params.paragraphs is not None else [])
+    fields = _langid_columns(params)
     replaced = [c for c in df.columns if c not in fields]
     out = out.select(*replaced, *[F.col(f"{tmp}.{f}").alias(f) for f in fields])
-    ctx.reports[params.id or "langid"] = {
+    ctx.report_all({
         "backend": params.backend, "codes": params.codes, "prefix_chars": params.prefix_chars,
         "min_letters": params.min_letters,
         "fasttext_model": params.fasttext.model if params.fasttext else None,
         "lingua": params.lingua.model_dump() if "lingua" in (params.backend, params.cascade.accurate) else None,
         "cascade": params.cascade.model_dump() if params.backend == "cascade" else None,
-    }
+    })
     return out
 
 
-@register("language_filter", "filter", LanguageFilterParams)
+@register("language_filter", "filter", LanguageFilterParams,
+          requires=lambda p: [LANG, LANG_SCORE] + ([LANG_MIXED] if p.drop_mixed else []))
 def language_filter(ctx: StageContext, df: DataFrame, params: LanguageFilterParams) -> DataFrame:
     """Remove `und`, languages not configured, scores under the (per-language) threshold, and mixed texts."""
-    name = params.id or "language_filter"
-    require_columns(df.columns, (LANG, LANG_SCORE), name)
+    name = ctx.label
     lang = F.col(LANG)
     if not params.keep_und:
         df = mark_removed(df, lang.isNull() | (lang == UND), name, "undetermined")
@@ -117,6 +119,5 @@ def language_filter(ctx: StageContext, df: DataFrame, params: LanguageFilterPara
     df = mark_removed(df, (lang != UND) & (F.coalesce(F.col(LANG_SCORE), F.lit(0.0)) < threshold), name,
                       "low_score")
     if params.drop_mixed:
-        require_columns(df.columns, (LANG_MIXED,), name)
         df = mark_removed(df, F.coalesce(F.col(LANG_MIXED), F.lit(False)), name, "mixed")
     return df

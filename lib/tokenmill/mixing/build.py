@@ -26,10 +26,11 @@ from .. import __version__
 from ..errors import ConfigError, TokenmillError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..io.outputs import OutputLock, check_destination
-from ..io.writer import commit, new_temp, read_manifest
-from ..report.manifest import versions
+from ..pipeline.commit import StagedOutput, read_manifest
+from ..pipeline.manifest import versions
 from ..schema import ID, SOURCE, TEXT
-from ..tokens.count import N_TOKENS, N_TOKENS_ESTIMATED, bytes_column, estimate_column, unit_hash
+from ..text.hashing import unit_hash
+from ..tokens.count import N_TOKENS, N_TOKENS_ESTIMATED, bytes_column, estimate_column
 from .config import MixSource, MixtureConfig, Upsample, tokens_from_manifest
 from .plan import MixturePlan, PlanSource, plan_mixture
 
@@ -285,85 +286,90 @@ def build_mixture(spark: SparkSession, cfg: MixtureConfig, config_path: str = "<
     dest = qualify(cfg.output)
     check_destination(spark, dest, "output", [s.path for s in cfg.sources if s.path])
     with OutputLock(spark, dest):
-        return _build(spark, cfg, dest, config_path, plan_file, force)
+        started = time.time()
+        given_plan = _read_plan_file(plan_file)
+        fingerprint = _digest({"version": __version__, "config": cfg.model_dump(mode="json"), "plan": given_plan,
+                               "inputs": _input_fingerprint(spark, cfg)})
+        previous = read_manifest(spark, dest)
+        if not force and previous and previous.get("fingerprint") == fingerprint:
+            log.info("mixture up to date, skipping: %s", dest)
+            return BuildResult(dest, previous, previous.get("plan", {}), True)
+        df = read_all(spark, cfg, config_path)
+        sizes = measure(df)
+        plan, plan_dict, warnings = _plan_for(cfg, sizes, given_plan, plan_file)
+        targets = {s["name"]: float(s["target_tokens"]) for s in plan_dict["sources"]}
+        sel = select_plan(targets, sizes, cfg.plan.exact_tokens, cfg.plan.tolerance, cfg.build.sigmas)
+        n_shards = max(1, math.ceil(sum(targets.values()) / cfg.build.shard_tokens))
+        rows = emit(df, sel, cfg.plan.seed).select(*OUTPUT_COLUMNS, *cfg.build.columns)
+        rows = order_into_shards(rows, n_shards, cfg.build.order, cfg.plan.seed)
+        facts = {"fingerprint": fingerprint, "config_file": os.path.abspath(config_path), "plan": plan_dict,
+                 "planned_tokens": sum(targets.values()), "warnings": warnings, "started": started}
+        manifest = _write_shards(spark, cfg, dest, rows, sel, facts)
+    return BuildResult(dest, manifest, plan, False)
 
 
-def _build(spark: SparkSession, cfg: MixtureConfig, dest: str, config_path: str, plan_file: str | None,
-           force: bool) -> BuildResult:
-    started = time.time()
-    given_plan = None
-    if plan_file:
-        import fsspec
+def _read_plan_file(plan_file: str | None) -> dict | None:
+    if not plan_file:
+        return None
+    import fsspec
 
-        with fsspec.open(plan_file, "rt", encoding="utf-8") as handle:
-            given_plan = json.load(handle)
-    fingerprint = _digest({"version": __version__, "config": cfg.model_dump(mode="json"), "plan": given_plan,
-                           "inputs": _input_fingerprint(spark, cfg)})
-    previous = read_manifest(spark, dest)
-    if not force and previous and previous.get("fingerprint") == fingerprint:
-        log.info("mixture up to date, skipping: %s", dest)
-        return BuildResult(dest, previous, previous.get("plan", {}), True)
+    with fsspec.open(plan_file, "rt", encoding="utf-8") as handle:
+        return json.load(handle)
 
-    settings = cfg.plan
-    df = read_all(spark, cfg, config_path)
-    sizes = measure(df)
+
+def _plan_for(cfg: MixtureConfig, sizes: dict, given_plan: dict | None, plan_file: str | None
+              ) -> tuple[MixturePlan | dict, dict, list[str]]:
+    """The plan to build: made from the measured sizes, or the given plan checked against them; with the
+    warnings of the plan and of any size it assumed that the data no longer has."""
     warnings: list[str] = []
     if given_plan is None:
         sources = []
         for s in cfg.sources:
             classes = sizes.get(s.name, [])
             sources.append(s.plan_source(float(sum(c["tokens"] for c in classes)), sum(c["docs"] for c in classes)))
-        plan = plan_mixture(settings, sources)
+        plan = plan_mixture(cfg.plan, sources)
         plan_dict = plan.to_dict()
-    else:
-        plan_dict = given_plan
-        names = {s["name"] for s in plan_dict["sources"]}
-        if names != {s.name for s in cfg.sources}:
-            raise ConfigError(f"{plan_file}: the plan's sources {sorted(names)} differ from the config's "
-                              f"{sorted(s.name for s in cfg.sources)}")
-        for s in plan_dict["sources"]:
-            measured = sum(c["tokens"] for c in sizes.get(s["name"], []))
-            if s["unique_tokens"] and abs(measured - s["unique_tokens"]) > settings.tolerance * s["unique_tokens"]:
-                warnings.append(f"{s['name']}: the plan assumed {s['unique_tokens']:.6g} unique tokens, the data "
-                                f"has {measured:.6g}; epochs change accordingly")
-        plan = plan_dict
-    warnings += list(plan_dict.get("warnings", []))
-    targets = {s["name"]: float(s["target_tokens"]) for s in plan_dict["sources"]}
-    seed = settings.seed
-    sel = select_plan(targets, sizes, settings.exact_tokens, settings.tolerance, cfg.build.sigmas)
-    total = sum(targets.values())
-    n_shards = max(1, math.ceil(total / cfg.build.shard_tokens))
-    rows = emit(df, sel, seed).select(*OUTPUT_COLUMNS, *cfg.build.columns)
-    rows = order_into_shards(rows, n_shards, cfg.build.order, seed)
+        return plan, plan_dict, warnings + list(plan_dict.get("warnings", []))
+    names = {s["name"] for s in given_plan["sources"]}
+    if names != {s.name for s in cfg.sources}:
+        raise ConfigError(f"{plan_file}: the plan's sources {sorted(names)} differ from the config's "
+                          f"{sorted(s.name for s in cfg.sources)}")
+    for s in given_plan["sources"]:
+        measured = sum(c["tokens"] for c in sizes.get(s["name"], []))
+        if s["unique_tokens"] and abs(measured - s["unique_tokens"]) > cfg.plan.tolerance * s["unique_tokens"]:
+            warnings.append(f"{s['name']}: the plan assumed {s['unique_tokens']:.6g} unique tokens, the data "
+                            f"has {measured:.6g}; epochs change accordingly")
+    return given_plan, given_plan, warnings + list(given_plan.get("warnings", []))
 
-    temp = new_temp(dest)
+
+def _write_shards(spark: SparkSession, cfg: MixtureConfig, dest: str, rows: DataFrame, sel, facts: dict) -> dict:
+    """Write the ordered rows as shards, compare what was written with the plan, commit; the manifest."""
     fs = HadoopFS(spark, dest)
-    try:
-        (rows.write.mode("overwrite").option("compression", cfg.build.compression).parquet(f"{temp}/_shards"))
+    with StagedOutput(spark, dest) as staged:
+        temp = staged.path
+        rows.write.mode("overwrite").option("compression", cfg.build.compression).parquet(f"{temp}/_shards")
         shard_files = _rename_shards(fs, f"{temp}/_shards", f"{temp}/data")
         realised, shards = _realised(spark, f"{temp}/data")
-        report, failures = _compare(sel, realised, settings.tolerance)
+        report, failures = _compare(sel, realised, cfg.plan.tolerance)
         if failures:
             raise MixtureError("mixture misses its plan beyond tolerance (nothing written):\n" + "\n".join(failures)
                                + "\nset plan.exact_tokens: true for exact prefix selection, or raise plan.tolerance")
         manifest = {
-            "tokenmill_version": __version__, "name": cfg.name, "fingerprint": fingerprint,
-            "config_file": os.path.abspath(config_path), "config": cfg.model_dump(mode="json"),
-            "seed": seed, "tolerance": settings.tolerance, "order": cfg.build.order,
-            "planned_tokens": total, "realised_tokens": sum(r["realised_tokens"] for r in report.values()),
+            "tokenmill_version": __version__, "name": cfg.name, "fingerprint": facts["fingerprint"],
+            "config_file": facts["config_file"], "config": cfg.model_dump(mode="json"),
+            "seed": cfg.plan.seed, "tolerance": cfg.plan.tolerance, "order": cfg.build.order,
+            "planned_tokens": facts["planned_tokens"],
+            "realised_tokens": sum(r["realised_tokens"] for r in report.values()),
             "rows": sum(r["rows"] for r in report.values()), "sources": report,
             "shards": shards, "n_shards": len(shard_files), "shard_tokens_target": cfg.build.shard_tokens,
-            "plan": plan_dict, "warnings": warnings, "versions": versions(spark),
+            "plan": facts["plan"], "warnings": facts["warnings"], "versions": versions(spark),
             "spark": {"master": spark.sparkContext.master, "app_id": spark.sparkContext.applicationId},
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "wall_seconds": round(time.time() - started, 3),
+            "wall_seconds": round(time.time() - facts["started"], 3),
         }
-        fs.write_text(f"{temp}/plan.json", json.dumps(plan_dict, indent=2, default=str) + "\n")
-    except BaseException:
-        fs.delete(temp)
-        raise
-    commit(spark, temp, dest, manifest)
-    return BuildResult(dest, manifest, plan, False)
+        fs.write_text(f"{temp}/plan.json", json.dumps(facts["plan"], indent=2, default=str) + "\n")
+        staged.commit(manifest)
+    return manifest
 
 
 def _rename_shards(fs: HadoopFS, staging: str, data: str) -> list[str]:

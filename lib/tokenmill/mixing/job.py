@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 
+from ..cli import Job, config_args
 from .config import load_mixture
 from .plan import format_plan, plan_mixture
 
@@ -53,3 +54,23 @@ def build_job(args: argparse.Namespace) -> int:
     print(f"plan     {result.output}/plan.json")
     print(f"manifest {result.output}/manifest.json")
     return 0
+
+
+MIXTURE_CONFIG = "mixture config (YAML: output, plan, sources, build), e.g. conf/pipelines/mixture_sample.yaml"
+
+
+def plan_args(parser: argparse.ArgumentParser) -> None:
+    config_args(parser, MIXTURE_CONFIG)
+    parser.add_argument("--out", default=None, help="where to write plan.json (default: <output>.plan.json)")
+
+
+def build_args(parser: argparse.ArgumentParser) -> None:
+    config_args(parser, MIXTURE_CONFIG)
+    parser.add_argument("--plan", default=None, help="use this plan.json instead of planning from the data")
+
+
+JOBS = [
+    Job("plan_mixture", "plan a token budget (Chinchilla laws) and per-source targets; writes plan.json",
+        plan_args, plan_job),
+    Job("build_mixture", "build the token-budgeted mixture: Parquet shards + manifest", build_args, build_job),
+]

@@ -228,126 +228,170 @@ def _data_constrained(s: PlanSettings, c: float | None, n: float | None, d: floa
             "epochs": d_best / unique if unique else None}
 
 
+@dataclass
+class _Budget:
+    """The budget being planned: parameters N, tokens D, compute C, and what the steps found."""
+
+    n_params: float | None
+    tokens: float
+    compute: float | None
+    details: dict
+    law: dict | None
+    warnings: list[str]
+
+
 def plan_mixture(settings: PlanSettings, sources: list[PlanSource]) -> MixturePlan:
-    """Budget and per-source targets, by the spec of §11; raises PlanInfeasible under policy `error`."""
-    s = settings
+    """Budget and per-source targets, by the spec of docs/scaling-and-mixing.md §11; raises PlanInfeasible
+    under policy `error`."""
+    _check_sources(sources)
+    budget = _Budget(*_budget(settings))
+    unique = [x.unique_tokens for x in sources]
+    shares = _base_shares(settings, sources)
+    u_total = sum(u for u, w in zip(unique, shares, strict=False) if w > 0)
+    caps = [x.max_epochs if x.max_epochs is not None else settings.max_epochs for x in sources]
+    if settings.mode == "data_constrained":
+        t = settings.target
+        _apply_data_constrained(budget, _data_constrained(settings, t.compute_flops, t.n_params,
+                                                          None if t.n_params else t.total_tokens, u_total))
+    lower, upper, cap_factor = _fit_to_caps(settings, budget, sources, unique, caps, shares, u_total)
+    targets, _ = clipped_fill(budget.tokens, shares, upper, lower)
+    plans = [_source_plan(src, unique[i], shares[i], targets[i], budget, caps[i] * cap_factor, lower[i], upper[i])
+             for i, src in enumerate(sources)]
+    return _assemble(settings, budget, plans, targets, u_total)
+
+
+def _check_sources(sources: list[PlanSource]) -> None:
     if not sources:
         raise ConfigError("plan: no sources")
     names = [x.name for x in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"plan: source names must be unique, got {names}")
-    f = s.flops_per_param_token
-    n, d, c, details, law_constants, warnings = _budget(s)
-    unique = [x.unique_tokens for x in sources]
-    fixed = [x.weight for x in sources] if s.mixture.rule == "fixed" else None
-    try:
-        p = base_weights(s.mixture.rule, unique, s.mixture.temperature, fixed)
-    except ValueError as exc:
-        raise ConfigError(f"plan: mixture: {exc}") from None
-    u_total = sum(u for u, w in zip(unique, p, strict=False) if w > 0)
-    caps = [x.max_epochs if x.max_epochs is not None else s.max_epochs for x in sources]
-
-    if s.mode == "data_constrained":
-        t = s.target
-        res = _data_constrained(s, t.compute_flops, t.n_params, None if t.n_params else t.total_tokens, u_total)
-        n, d, c = res["n_params"], res["tokens"], res["compute_flops"]
-        details["data_constrained"] = res
-
-    def bounds(cap_factor: float, total: float):
-        hi = [min(cap * cap_factor * u, x.max_share * total) for cap, u, x in zip(caps, unique, sources, strict=False)]
-        lo = [x.min_share * total for x in sources]
-        return lo, hi
-
     if sum(x.min_share for x in sources) > 1 + 1e-12:
         raise ConfigError(f"plan: min_share values sum to {sum(x.min_share for x in sources):.4g} > 1")
-    lo, hi = bounds(1.0, d)
-    capacity = sum(h for h, w, lo_i in zip(hi, p, lo, strict=False) if w > 0 or lo_i > 0)
-    short = [x.name for x, lo_i, h in zip(sources, lo, hi, strict=False) if lo_i > h * (1 + 1e-12)]
-    feasible = capacity >= d * (1 - 1e-12) and not short
-    cap_factor = 1.0
-    if not feasible and s.mode == "data_constrained":
-        policy = "raise_cap"  # the law already prices repetition; the caps give way, with a warning
-    else:
-        policy = s.infeasible_policy
-    if not feasible:
-        at_caps = sum(min(cap * u, x.max_share * d) for cap, u, x in zip(caps, unique, sources, strict=False))
-        why = (f"the plan needs D = {d:.4g} tokens but the sources hold at most {at_caps:.4g} within their epoch caps "
-               f"and max shares (Σ max_epochs·U = {sum(cp * u for cp, u in zip(caps, unique, strict=False)):.4g})")
-        if short:
-            why += f"; min_share needs more than the epoch cap allows for: {', '.join(short)}"
-        if policy == "error":
-            raise PlanInfeasible(f"plan infeasible: {why}. Choose infeasible_policy raise_cap, shrink_budget or "
-                                 f"data_constrained, add data, or lower the target")
-        if policy == "data_constrained":
-            res = _data_constrained(s, c, n, d, u_total)
-            n, d, c = res["n_params"], res["tokens"], res["compute_flops"]
-            details["data_constrained"] = res
-            warnings.append(f"infeasible at the caps ({why}); re-optimised N and D with Muennighoff's "
-                            f"data-constrained law at the same compute: N = {n:.4g}, D = {d:.4g}")
-            lo, hi = bounds(1.0, d)
-            if sum(hi) < d * (1 - 1e-12) or any(a > b for a, b in zip(lo, hi, strict=False)):
-                policy = "raise_cap"
-            else:
-                feasible = True
-        if policy == "raise_cap" and not feasible:
-            cap_factor = _cap_factor(d, caps, unique, sources, p)
-            lo, hi = bounds(cap_factor, d)
-            warnings.append(f"infeasible at the caps ({why}); raised every epoch cap by x{cap_factor:.4g} "
-                            f"(max_epochs {s.max_epochs:g} -> {s.max_epochs * cap_factor:.4g})")
-        elif policy == "shrink_budget":
-            d_new = _capacity(caps, unique, sources, p)
-            details["shrink_budget"] = {"requested_tokens": d, "tokens": d_new,
-                                        "n_params_same_ratio": (n * d_new / d) if n else None,
-                                        "n_params_same_compute": (c / (f * d_new)) if c else None}
-            if n is not None:
-                n = c / (f * d_new) if s.target.compute_flops is not None and c else n * d_new / d
-                c = f * n * d_new
-            warnings.append(f"infeasible at the caps ({why}); shrank the budget to D = {d_new:.4g} "
-                            f"({'same compute' if s.target.compute_flops is not None else 'same tokens per parameter'}: "
-                            f"N = {n:.4g})" if n else f"infeasible ({why}); shrank the budget to D = {d_new:.4g}")
-            d = d_new
-            lo, hi = bounds(1.0, d)
 
-    x, _ = clipped_fill(d, p, hi, lo)
-    plans = []
+
+def _base_shares(s: PlanSettings, sources: list[PlanSource]) -> list[float]:
+    """Each source's share before caps: the mixture rule (natural, temperature, uniform or fixed weights)."""
+    fixed = [x.weight for x in sources] if s.mixture.rule == "fixed" else None
+    try:
+        return base_weights(s.mixture.rule, [x.unique_tokens for x in sources], s.mixture.temperature, fixed)
+    except ValueError as exc:
+        raise ConfigError(f"plan: mixture: {exc}") from None
+
+
+def _apply_data_constrained(budget: _Budget, res: dict) -> None:
+    budget.n_params, budget.tokens, budget.compute = res["n_params"], res["tokens"], res["compute_flops"]
+    budget.details["data_constrained"] = res
+
+
+def _bounds(sources, caps, unique, cap_factor: float, total: float) -> tuple[list[float], list[float]]:
+    """Per source: the least tokens (min_share) and the most (epoch cap x unique tokens, max_share)."""
+    upper = [min(cap * cap_factor * u, x.max_share * total) for cap, u, x in zip(caps, unique, sources, strict=False)]
+    lower = [x.min_share * total for x in sources]
+    return lower, upper
+
+
+def _fit_to_caps(s: PlanSettings, budget: _Budget, sources, unique, caps, shares, u_total
+                 ) -> tuple[list[float], list[float], float]:
+    """The per-source bounds the budget is filled within; when the sources cannot hold the budget at their
+    caps, the infeasible policy decides: error, re-optimise (data-constrained), raise the caps or shrink D."""
+    d = budget.tokens
+    lower, upper = _bounds(sources, caps, unique, 1.0, d)
+    capacity = sum(h for h, w, lo_i in zip(upper, shares, lower, strict=False) if w > 0 or lo_i > 0)
+    short = [x.name for x, lo_i, h in zip(sources, lower, upper, strict=False) if lo_i > h * (1 + 1e-12)]
+    if capacity >= d * (1 - 1e-12) and not short:
+        return lower, upper, 1.0
+    # the data-constrained law already prices repetition: the caps give way, with a warning
+    policy = "raise_cap" if s.mode == "data_constrained" else s.infeasible_policy
+    at_caps = sum(min(cap * u, x.max_share * d) for cap, u, x in zip(caps, unique, sources, strict=False))
+    why = (f"the plan needs D = {d:.4g} tokens but the sources hold at most {at_caps:.4g} within their epoch caps "
+           f"and max shares (Σ max_epochs·U = {sum(cp * u for cp, u in zip(caps, unique, strict=False)):.4g})")
+    if short:
+        why += f"; min_share needs more than the epoch cap allows for: {', '.join(short)}"
+    if policy == "error":
+        raise PlanInfeasible(f"plan infeasible: {why}. Choose infeasible_policy raise_cap, shrink_budget or "
+                             f"data_constrained, add data, or lower the target")
+    if policy == "data_constrained":
+        _apply_data_constrained(budget, _data_constrained(s, budget.compute, budget.n_params, d, u_total))
+        budget.warnings.append(f"infeasible at the caps ({why}); re-optimised N and D with Muennighoff's "
+                               f"data-constrained law at the same compute: N = {budget.n_params:.4g}, "
+                               f"D = {budget.tokens:.4g}")
+        lower, upper = _bounds(sources, caps, unique, 1.0, budget.tokens)
+        if sum(upper) >= budget.tokens * (1 - 1e-12) and not any(a > b for a, b in zip(lower, upper, strict=False)):
+            return lower, upper, 1.0
+        policy = "raise_cap"
+    if policy == "raise_cap":
+        cap_factor = _cap_factor(budget.tokens, caps, unique, sources, shares)
+        budget.warnings.append(f"infeasible at the caps ({why}); raised every epoch cap by x{cap_factor:.4g} "
+                               f"(max_epochs {s.max_epochs:g} -> {s.max_epochs * cap_factor:.4g})")
+        return (*_bounds(sources, caps, unique, cap_factor, budget.tokens), cap_factor)
+    _shrink_budget(s, budget, _capacity(caps, unique, sources, shares), why)
+    return (*_bounds(sources, caps, unique, 1.0, budget.tokens), 1.0)
+
+
+def _shrink_budget(s: PlanSettings, budget: _Budget, d_new: float, why: str) -> None:
+    """Policy shrink_budget: D becomes what the caps hold; N follows at the same compute or the same ratio."""
+    f, n, d, c = s.flops_per_param_token, budget.n_params, budget.tokens, budget.compute
+    budget.details["shrink_budget"] = {"requested_tokens": d, "tokens": d_new,
+                                       "n_params_same_ratio": (n * d_new / d) if n else None,
+                                       "n_params_same_compute": (c / (f * d_new)) if c else None}
+    if n is not None:
+        n = c / (f * d_new) if s.target.compute_flops is not None and c else n * d_new / d
+        budget.n_params, budget.compute = n, f * n * d_new
+    budget.warnings.append(
+        f"infeasible at the caps ({why}); shrank the budget to D = {d_new:.4g} "
+        f"({'same compute' if s.target.compute_flops is not None else 'same tokens per parameter'}: N = {n:.4g})"
+        if n else f"infeasible ({why}); shrank the budget to D = {d_new:.4g}")
+    budget.tokens = d_new
+
+
+def _source_plan(src: PlanSource, unique: float, share: float, target: float, budget: _Budget, cap: float,
+                 lower: float, upper: float) -> SourcePlan:
+    """One source's target, epochs and what limited it (its epoch cap, max_share or min_share)."""
     m = laws.MUENNIGHOFF
-    for i, src in enumerate(sources):
-        u = unique[i]
-        e = x[i] / u if u > 0 else 0.0
-        cap_i = caps[i] * cap_factor
-        limited = None
-        if p[i] > 0 and x[i] >= hi[i] * (1 - 1e-9) and hi[i] == cap_i * u:
-            limited = "max_epochs"
-        elif p[i] > 0 and src.max_share < 1 and x[i] >= hi[i] * (1 - 1e-9):
-            limited = "max_share"
-        elif lo[i] > 0 and x[i] <= lo[i] * (1 + 1e-9):
-            limited = "min_share"
-        k = math.floor(e + 1e-12)
-        plans.append(SourcePlan(
-            name=src.name, unique_tokens=u, base_share=p[i], target_tokens=x[i], share=x[i] / d if d else 0.0,
-            epochs=e, full_passes=k, fractional_pass=max(e - k, 0.0), max_epochs=cap_i,
-            capped=limited == "max_epochs", limited_by=limited, redistributed_tokens=x[i] - p[i] * d,
-            effective_tokens=m.effective_data(x[i], u), unique_docs=src.unique_docs,
-            bytes_per_token=src.bytes_per_token))
-        if e > MUENNIGHOFF_EPOCHS + 1e-9:
-            warnings.append(f"{src.name}: {e:.3g} epochs (> {MUENNIGHOFF_EPOCHS:g}: repeated tokens are worth "
-                            f"less, effective {m.effective_data(x[i], u):.4g} of {x[i]:.4g})")
-    r = d / n if n else None
-    if r is not None and r > HIGH_RATIO:
-        warnings.append(f"{r:.0f} tokens per parameter: far beyond the ratios the laws were fitted on")
+    d = budget.tokens
+    epochs = target / unique if unique > 0 else 0.0
+    limited = None
+    if share > 0 and target >= upper * (1 - 1e-9) and upper == cap * unique:
+        limited = "max_epochs"
+    elif share > 0 and src.max_share < 1 and target >= upper * (1 - 1e-9):
+        limited = "max_share"
+    elif lower > 0 and target <= lower * (1 + 1e-9):
+        limited = "min_share"
+    if epochs > MUENNIGHOFF_EPOCHS + 1e-9:
+        budget.warnings.append(f"{src.name}: {epochs:.3g} epochs (> {MUENNIGHOFF_EPOCHS:g}: repeated tokens are "
+                               f"worth less, effective {m.effective_data(target, unique):.4g} of {target:.4g})")
+    full = math.floor(epochs + 1e-12)
+    return SourcePlan(
+        name=src.name, unique_tokens=unique, base_share=share, target_tokens=target, share=target / d if d else 0.0,
+        epochs=epochs, full_passes=full, fractional_pass=max(epochs - full, 0.0), max_epochs=cap,
+        capped=limited == "max_epochs", limited_by=limited, redistributed_tokens=target - share * d,
+        effective_tokens=m.effective_data(target, unique), unique_docs=src.unique_docs,
+        bytes_per_token=src.bytes_per_token)
+
+
+def _assemble(s: PlanSettings, budget: _Budget, plans: list[SourcePlan], targets: list[float], u_total: float
+              ) -> MixturePlan:
+    """The plan: N, D, C, the predicted loss by the law used, and the per-source plans."""
+    m = laws.MUENNIGHOFF
+    n, d, c, law = budget.n_params, budget.tokens, budget.compute, budget.law
+    f = s.flops_per_param_token
+    ratio = d / n if n else None
+    if ratio is not None and ratio > HIGH_RATIO:
+        budget.warnings.append(f"{ratio:.0f} tokens per parameter: far beyond the ratios the laws were fitted on")
     loss = None
-    if law_constants and law_constants.get("name") in laws.LAWS and n:
-        loss = laws.LAWS[law_constants["name"]].loss(n, d)
+    if law and law.get("name") in laws.LAWS and n:
+        loss = laws.LAWS[law["name"]].loss(n, d)
     elif s.mode == "data_constrained" and n:
         loss = m.loss(n, d, u_total)
     eff = sum(sp.effective_tokens for sp in plans)
     return MixturePlan(
-        n_params=n, tokens=d, compute_flops=c if c is not None else (f * n * d if n else None), tokens_per_param=r,
-        loss=loss, loss_data_constrained=m.loss(n, d, u_total) if n and u_total else None,
-        settings=s.model_dump(mode="json") | {"law_used": law_constants["name"] if law_constants else None},
-        law=law_constants, sources=plans, unique_tokens=u_total, effective_tokens=eff,
-        repetition_discount=1 - eff / d if d else 0.0, unallocated_tokens=d - sum(x),
-        details=details, warnings=warnings)
+        n_params=n, tokens=d, compute_flops=c if c is not None else (f * n * d if n else None),
+        tokens_per_param=ratio, loss=loss, loss_data_constrained=m.loss(n, d, u_total) if n and u_total else None,
+        settings=s.model_dump(mode="json") | {"law_used": law["name"] if law else None},
+        law=law, sources=plans, unique_tokens=u_total, effective_tokens=eff,
+        repetition_discount=1 - eff / d if d else 0.0, unallocated_tokens=d - sum(targets),
+        details=budget.details, warnings=budget.warnings)
 
 
 def _capacity(caps, unique, sources, p) -> float:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from ..stage import StageParams
+from ..pipeline.stage import StageParams
 from .rules import RuleSet, load_rule_set
 
 
@@ -19,7 +19,7 @@ class QualitySignalsParams(StageParams):
 
 
 class QualityFilterParams(StageParams):
-    """Apply a rule set from conf/quality/ (or a YAML path), with thresholds overridable per rule."""
+    """Apply a rule set from conf/presets/quality/ (or a YAML path), with thresholds overridable per rule."""
 
     rules: str  # gopher_quality, gopher_repetition, c4, fineweb, refinedweb, or a path to a rule set YAML
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # {rule: {min: .., max: .., ...}}

@@ -12,10 +12,11 @@ import json
 
 from pyspark.sql import functions as F
 
+from ..cli import Job, spark_args
 from ..config import apply_override
 from ..errors import ConfigError
+from ..pipeline.stage import StageContext
 from ..schema import REMOVED_BY
-from ..stage import StageContext
 from .config import QualityFilterParams
 from .stage import QUALITY_FAILED, quality_filter
 
@@ -34,7 +35,7 @@ def quality_rules_job(args: argparse.Namespace) -> int:
     path = args.input.rstrip("/")
     df = spark.read.parquet(f"{path}/data" if not path.endswith("/data") else path)
     df = df.withColumn(REMOVED_BY, F.lit(None).cast("string")).drop(QUALITY_FAILED)
-    ctx = StageContext(spark, None, "quality_rules", "/tmp")
+    ctx = StageContext(spark, config_path="quality_rules", label="quality_filter")
     out = quality_filter(ctx, df, params)
     rows = (out.select(F.explode_outer(QUALITY_FAILED).alias("rule"))
             .groupBy("rule").count().collect())  # small: one row per rule
@@ -53,3 +54,16 @@ def quality_rules_job(args: argparse.Namespace) -> int:
             json.dump({"input": args.input, "rules": params.rule_set.model_dump(mode="json"),
                        "documents": total, "kept": kept, "failed_by_rule": failed}, fh, indent=1)
     return 0
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="a pipeline output folder (or its data/) with qs_* columns")
+    parser.add_argument("--rules", required=True, help="rule set name (conf/presets/quality/) or YAML path")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="e.g. overrides.gopher_short_doc.min=100 or disable=[gopher_long_doc]")
+    parser.add_argument("--out", default=None, help="write the counts as JSON")
+    spark_args(parser)
+
+
+JOBS = [Job("quality_rules", "re-apply a quality rule set with new thresholds to stored qs_* signals "
+            "(per-rule counts, nothing recomputed)", add_args, quality_rules_job)]

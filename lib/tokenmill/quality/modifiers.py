@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..text.words import SENTENCE_END, count_sentences, spacy_words, tokenize_batch
 from .rules import C4LinesParams, RefinedWebLinesParams
-from .words import SENTENCE_END, count_sentences, spacy_words, tokenize_batch
 
 _TERMINALS = pa.array(sorted(SENTENCE_END), pa.string())
 

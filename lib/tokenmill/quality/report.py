@@ -33,3 +33,8 @@ def quality_report(kept: DataFrame, removed: DataFrame | None) -> dict:
     if mods:
         out["line_modifiers"] = mods
     return out
+
+
+def summarize_quality(out) -> dict:
+    """The manifest's `output.quality`, when a quality filter ran."""
+    return {"quality": quality_report(out.kept, out.removed)}

@@ -1,4 +1,5 @@
-"""Rule sets: named thresholds on signal columns, read from conf/quality/*.yaml, applied as Spark expressions.
+"""Rule sets: named thresholds on signal columns, read from conf/presets/quality/*.yaml (docs/quality-filters.md).
+The `quality_filter` stage evaluates them on whole Arrow batches of the stored signals with numpy.
 
 A rule fails a document when its signal is below `min`, above `max`, or equal to `fail_if`. A null signal
 (the rule does not apply: no words, no stop-word list for the language) never fails, unless `fail_on_null`.
@@ -11,14 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pyspark.sql import Column
-from pyspark.sql import functions as F
 
 from ..config import Strict, conf_dirs, find_named_yaml, load_yaml, validate
 from ..errors import ConfigError
-from ..schema import LANG
 
-RULE_DIRS = conf_dirs("quality")
+RULE_DIRS = conf_dirs("presets/quality")
 
 
 class Rule(Strict):
@@ -94,7 +92,7 @@ class RuleSet(Strict):
 
 
 def find_rule_set(name: str) -> Path:
-    """A rule set file: a path, or a name in conf/quality/."""
+    """A rule set file: a path, or a name in conf/presets/quality/."""
     return find_named_yaml(name, RULE_DIRS, "quality rule set")
 
 
@@ -117,30 +115,3 @@ def load_rule_set(name: str, overrides: dict[str, dict[str, Any]], disable: list
             raise ConfigError(f"{where}: rule set {path} has no line modifier to configure")
         data["modifier"] = {**data["modifier"], **modifier}
     return validate(RuleSet, data, f"{where} (rule set {path})")
-
-
-def _forms(code: str) -> list[str]:
-    from ..langid.config import forms
-
-    return sorted(forms(code))
-
-
-def fail_column(rule: Rule, columns: list[str]) -> Column:
-    """True where ``rule`` fails; never null."""
-    sig = F.col(rule.signal)
-    tests: list[Column] = []
-    if rule.min is not None:
-        tests.append(sig < F.lit(rule.min))
-    if rule.max is not None:
-        tests.append(sig > F.lit(rule.max))
-    if rule.fail_if is not None:
-        tests.append(sig == F.lit(rule.fail_if))
-    cond = F.lit(False)
-    for t in tests:
-        cond = cond | F.coalesce(t, F.lit(False))
-    if rule.fail_on_null:
-        cond = cond | sig.isNull()
-    if rule.languages and LANG in columns:
-        allowed = sorted({f for code in rule.languages for f in _forms(code)})
-        cond = cond & (F.col(LANG).isNull() | F.col(LANG).isin(allowed))
-    return cond

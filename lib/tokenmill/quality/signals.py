@@ -17,9 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..arrays import expand_ranges
-from .stopwords import stop_words_for
-from .words import SENTENCE_END, no_space_language, tokenize_batch, words_for
+from ..text.arrays import expand_ranges
+from ..text.ngrams import ngram_hashes
+from ..text.stopwords import stop_words_for
+from ..text.words import SENTENCE_END, no_space_language, tokenize_batch, words_for
 
 # Signal columns and their Arrow types, in output order.
 SIGNALS: dict[str, pa.DataType] = {
@@ -66,7 +67,6 @@ _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 # Tokens made only of punctuation, symbols or control characters do not count as words.
 _HAS_WORD_CHAR = r"[^\p{P}\p{S}\x00-\x1f\x7f-\x9f]"
-_MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -141,30 +141,20 @@ def _segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return cs[offsets[1:]] - cs[offsets[:-1]]
 
 
-def _ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
-    """A 64-bit hash of each window of ``n`` word ids starting at every position (len(ids) - n + 1)."""
-    m = len(ids) - n + 1
-    if m <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    h = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            h = (h ^ (ids[k:k + m] + np.uint64(1))) * _MULT
-            h ^= h >> np.uint64(29)
-    return h
-
-
 def _ngram_stats(ids: np.ndarray, tok_len: np.ndarray, offsets: np.ndarray, n_chars: np.ndarray
                  ) -> dict[str, np.ndarray]:
     """Top-n-gram and duplicated-n-gram character fractions for every document of the batch."""
     n_docs = len(offsets) - 1
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
+    # The same n-gram in two documents must be counted apart: each n-gram's key mixes in its document's
+    # number, spread over 64 bits by an odd constant (xxHash's PRIME64_2) so that neighbouring document
+    # numbers never make neighbouring keys. One hash grouping then counts every (document, n-gram) at once.
     doc_salt = (doc_of.astype(np.uint64) + np.uint64(1)) * np.uint64(0xC2B2AE3D27D4EB4F)
     cs = np.concatenate([[0], np.cumsum(tok_len, dtype=np.int64)])
     out: dict[str, np.ndarray] = {}
     repeats_docs = np.arange(n_docs)
     for n in TOP_NGRAMS + DUP_NGRAMS:
-        h = _ngram_hashes(ids, n)
+        h = ngram_hashes(ids, n)  # the one n-gram hash (text/ngrams.py), over word ids
         pos = np.arange(len(h))
         valid = pos + n <= offsets[1:][doc_of[: len(h)]] if len(h) else np.zeros(0, bool)
         pos = pos[valid]

@@ -1,8 +1,9 @@
 """The `quality_signals` (annotate) and `quality_filter` (filter) stages: tag every signal, then decide.
 
 Signals are computed once, in Arrow batches, and stored as `qs_*` columns; a rule set turns them into
-decisions with Spark expressions, so thresholds can change and be re-applied on the stored output without
-recomputing anything. A document failing several rules lists all of them in `quality_failed`; its
+decisions in Arrow batches of the signal columns only (the text never crosses to Python unless a line
+modifier rewrites it), so thresholds can change and be re-applied on the stored output without recomputing
+anything. A document failing several rules lists all of them in `quality_failed`; its
 `removed_by` reason is the first.
 """
 
@@ -19,24 +20,21 @@ from pyspark.sql.functions import arrow_udf
 
 from ..errors import ConfigError
 from ..langid.config import forms
-from ..schema import LANG, REMOVED_BY, TEXT, require_columns
-from ..stage import StageContext, map_batches, register
+from ..pipeline.stage import StageContext, map_batches, register
+from ..schema import LANG, QUALITY_FAILED, REMOVED_BY, TEXT
 from . import modifiers
 from .config import QualityFilterParams, QualitySignalsParams
+from .report import summarize_quality
 from .rules import Rule
 from .signals import SIGNALS, SignalSpec, compute_signals
-
-QUALITY_FAILED = "quality_failed"
-
 
 _SPARK_TYPES = {pa.int64(): T.LongType(), pa.float64(): T.DoubleType(), pa.bool_(): T.BooleanType(),
                 pa.string(): T.StringType()}
 
 
-@register("quality_signals", "annotate", QualitySignalsParams)
+@register("quality_signals", "annotate", QualitySignalsParams, requires=[TEXT], adds=list(SIGNALS))
 def quality_signals(ctx: StageContext, df: DataFrame, params: QualitySignalsParams) -> DataFrame:
     """Every Gopher / C4 / FineWeb / NeMo signal as a `qs_*` column of each live document, in one pass."""
-    require_columns(df.columns, (TEXT,), params.id or "quality_signals")
     spec = SignalSpec(short_line_chars=params.short_line_chars,
                       stop_words=tuple(sorted((k, tuple(v)) for k, v in params.stop_words.items())))
     use_lang = params.use_lang and LANG in df.columns
@@ -48,8 +46,7 @@ def quality_signals(ctx: StageContext, df: DataFrame, params: QualitySignalsPara
         table = compute_signals(texts, langs, spec)
         return {name: table.column(name).combine_chunks() for name in SIGNALS}
 
-    ctx.reports[params.id or "quality_signals"] = {"signals": list(SIGNALS), "short_line_chars":
-                                                   params.short_line_chars, "lang_aware": use_lang}
+    ctx.report_all({"signals": list(SIGNALS), "short_line_chars": params.short_line_chars, "lang_aware": use_lang})
     return map_batches(df, fn, [T.StructField(n, _SPARK_TYPES[t]) for n, t in SIGNALS.items()])
 
 
@@ -141,10 +138,23 @@ def _as_numpy(arr: pa.Array) -> np.ndarray:
     return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
-@register("quality_filter", "filter", QualityFilterParams)
+def _modifier_columns(params: QualityFilterParams) -> list[str]:
+    mod = params.rule_set.modifier
+    return [n for n, _ in modifiers.fields(mod)] if mod is not None else []
+
+
+def _filter_requires(params: QualityFilterParams) -> list[str]:
+    """The signals the active rules read (a line modifier computes its own), and the text to modify."""
+    made = set(_modifier_columns(params))
+    signals = sorted({r.signal for r in params.rule_set.active()} - made)
+    return signals + ([TEXT] if params.rule_set.modifier is not None else [])
+
+
+@register("quality_filter", "filter", QualityFilterParams, requires=_filter_requires,
+          adds=lambda p: [QUALITY_FAILED, *_modifier_columns(p)], audit=[QUALITY_FAILED], summarize=summarize_quality)
 def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams) -> DataFrame:
     """Remove documents failing any rule of the set; all failed rules go to `quality_failed`."""
-    name = params.id or "quality_filter"
+    name = ctx.label
     rs = params.rule_set
     rules = rs.active()
     mod = rs.modifier
@@ -154,8 +164,8 @@ def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams
         raise ConfigError(f"{name}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
                           "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
     allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
-    ctx.reports[name] = {"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
-                         "modifier": mod.model_dump() if mod else None}
+    ctx.report_all({"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
+                    "modifier": mod.model_dump() if mod else None})
     if mod is None:
         # Only the signal columns cross to Python. The UDF's input never contains `removed_by`, so the
         # expressions below grow by a constant per stage, not by doubling.
@@ -167,7 +177,6 @@ def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams
         out = df.withColumn(QUALITY_FAILED, new_failed)
         return out.withColumn(REMOVED_BY, F.coalesce(prev_removed, F.when(
             F.size(failed) > 0, F.concat(F.lit(f"{name}:"), F.element_at(failed, 1)))))
-    require_columns(df.columns, (TEXT,), name)
     fields = [T.StructField(REMOVED_BY, T.StringType()), T.StructField(QUALITY_FAILED, T.ArrayType(T.StringType()))]
     if mod is not None:
         fields += [T.StructField(TEXT, T.StringType())]

@@ -174,79 +174,99 @@ def write_wet(path: str, pages: list[dict], seed: int) -> dict:
 
 def write_sample(out: str, seed: int = 1234, n_pages: int | None = None) -> dict:
     """Write the whole sample corpus under ``out``; returns the files written and the page index."""
-    os.makedirs(out, exist_ok=True)
-    for sub in ("warc", "wet", "jsonl", "parquet", "benchmarks"):
+    for sub in ("warc", "wet", "jsonl", "parquet", "benchmarks", "quality"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     pages = plan_pages(seed, n_pages)
     files: dict[str, str] = {}
-    warc_counts = []
+    warc_counts = _write_warcs(out, pages, seed, bundled=n_pages is None, files=files)
+    rng = random.Random(seed + 1)  # one stream for WET, JSONL and Parquet, in this order
+    n_wet = _write_wet(out, rng, seed, files)
+    n_jsonl = _write_jsonl(out, rng, files)
+    n_parquet = _write_parquet(out, rng, seed, files)
+    _write_benchmark(out, files)
+    _write_quality_sets(out, seed, files)
+    # A small BPE tokenizer trained on the sample's own sentences, so the `tokens` stage and the mixture
+    # builder run without downloading one (users point `tokenizer:` at their production tokenizer).
+    corpus = [sentence for lang in sorted(SENTENCES) for sentence in SENTENCES[lang]]
+    corpus += [title for lang in sorted(TITLES) for title in TITLES[lang]]
+    files["tokenizer"] = train_bpe(corpus * 4, os.path.join(out, "tokenizer"), vocab_size=1000)
+    index = {"seed": seed, "warc": warc_counts,
+             "pages": [{k: p[k] for k in ("url", "lang", "category") if k in p} for p in pages],
+             "wet_records": n_wet, "jsonl_rows": n_jsonl, "parquet_rows": n_parquet}
+    with open(os.path.join(out, "index.json"), "w", encoding="utf-8") as handle:
+        json.dump(index, handle, indent=1)
+    files["index"] = os.path.join(out, "index.json")
+    return {"files": files, "index": index}
+
+
+def _write_warcs(out: str, pages: list[dict], seed: int, bundled: bool, files: dict) -> list:
+    """The WARC files (the bundled sample: two, so tasks spread over files) and a Common Crawl paths file."""
     chunks = [pages[i: i + PAGES_PER_WARC] for i in range(0, len(pages), PAGES_PER_WARC)]
-    if n_pages is None:  # the bundled sample: two WARC files, so tasks are spread over files
+    if bundled:
         half = len(pages) // 2
         chunks = [pages[:half], pages[half:]]
-    warc_names = []
+    counts, names = [], []
     for k, chunk in enumerate(chunks):
         name = f"CC-SAMPLE-2024-10-{k:05d}.warc.gz"
-        warc_counts.append(write_warc(os.path.join(out, "warc", name), chunk, seed, extras=(k == 0)))
-        warc_names.append(f"warc/{name}")
+        counts.append(write_warc(os.path.join(out, "warc", name), chunk, seed, extras=(k == 0)))
+        names.append(f"warc/{name}")
     files["warc"] = os.path.join(out, "warc")
     with gzip.GzipFile(os.path.join(out, "warc.paths.gz"), "wb", mtime=0) as manifest:
-        manifest.write(("\n".join(warc_names) + "\n").encode())
+        manifest.write(("\n".join(names) + "\n").encode())
     files["paths"] = os.path.join(out, "warc.paths.gz")
+    return counts
 
-    rng = random.Random(seed + 1)
+
+def _write_wet(out: str, rng: random.Random, seed: int, files: dict) -> int:
     wet_pages = [{"url": f"https://{lang}.example.org/wet/{i:05d}", "lang": lang, "title": rng.choice(TITLES[lang]),
                   "paragraphs": _paragraphs(rng, lang, rng.randint(2, 4))}
                  for i, lang in enumerate(LANGS * 5)]
     write_wet(os.path.join(out, "wet", "CC-SAMPLE-2024-18-00000.warc.wet.gz"), wet_pages, seed)
     files["wet"] = os.path.join(out, "wet")
+    return len(wet_pages)
 
-    jsonl_rows = []
-    for i, lang in enumerate(LANGS * 5):
-        jsonl_rows.append({"id": f"dolma-{i:05d}", "text": "\n\n".join(_paragraphs(rng, lang, 3)),
-                           "source": "sample-books", "added": "2024-04-01",
-                           "metadata": {"url": f"https://books.example.org/{lang}/{i}", "lang": lang}})
+
+def _write_jsonl(out: str, rng: random.Random, files: dict) -> int:
+    """Gzipped JSONL in Dolma's layout (text, id, metadata.url)."""
+    rows = [{"id": f"dolma-{i:05d}", "text": "\n\n".join(_paragraphs(rng, lang, 3)), "source": "sample-books",
+             "added": "2024-04-01", "metadata": {"url": f"https://books.example.org/{lang}/{i}", "lang": lang}}
+            for i, lang in enumerate(LANGS * 5)]
     with gzip.GzipFile(os.path.join(out, "jsonl", "books-00000.jsonl.gz"), "wb", mtime=0) as handle:
-        for row in jsonl_rows:
+        for row in rows:
             handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
     files["jsonl"] = os.path.join(out, "jsonl")
+    return len(rows)
 
+
+def _write_parquet(out: str, rng: random.Random, seed: int, files: dict) -> int:
+    """Parquet in FineWeb's layout (text, id, url, dump, language_score)."""
+    n = len(LANGS) * 5
     table = pa.table({
         "text": ["\n".join(_paragraphs(rng, lang, 2)) for lang in LANGS * 5],
-        "id": [f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'fw{seed}-{i}')}>" for i in range(len(LANGS) * 5)],
+        "id": [f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'fw{seed}-{i}')}>" for i in range(n)],
         "url": [f"https://news.example.com/{lang}/{i}" for i, lang in enumerate(LANGS * 5)],
-        "dump": ["CC-MAIN-2024-10"] * (len(LANGS) * 5),
-        "language_score": [round(0.8 + 0.004 * i, 3) for i in range(len(LANGS) * 5)],
+        "dump": ["CC-MAIN-2024-10"] * n,
+        "language_score": [round(0.8 + 0.004 * i, 3) for i in range(n)],
     })
     pq.write_table(table, os.path.join(out, "parquet", "news-00000.parquet"), compression="zstd")
     files["parquet"] = os.path.join(out, "parquet")
+    return table.num_rows
 
+
+def _write_benchmark(out: str, files: dict) -> None:
     with open(os.path.join(out, "benchmarks", "gsm8k_sample.jsonl"), "w", encoding="utf-8") as handle:
         for item in BENCHMARK_ITEMS:
             handle.write(json.dumps(item) + "\n")
     files["benchmark"] = os.path.join(out, "benchmarks", "gsm8k_sample.jsonl")
 
-    # A labelled set for the quality classifier (train_quality): good prose against spam and boilerplate.
+
+def _write_quality_sets(out: str, seed: int, files: dict) -> None:
+    """A labelled set for the quality classifier (train_quality): good prose against spam and boilerplate."""
     from .webdocs import labelled_docs
 
-    os.makedirs(os.path.join(out, "quality"), exist_ok=True)
     for label, name in ((1, "positives"), (0, "negatives")):
         with open(os.path.join(out, "quality", f"{name}.jsonl"), "w", encoding="utf-8") as handle:
             for d in labelled_docs(2000, seed):
                 if d["label"] == label:
                     handle.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
     files["quality"] = os.path.join(out, "quality")
-
-    # A small BPE tokenizer trained on the sample's own sentences, so the `tokens` stage and the mixture
-    # builder run without downloading one (users point `tokenizer:` at their production tokenizer).
-    corpus = [sentence for lang in sorted(SENTENCES) for sentence in SENTENCES[lang]]
-    corpus += [title for lang in sorted(TITLES) for title in TITLES[lang]]
-    files["tokenizer"] = train_bpe(corpus * 4, os.path.join(out, "tokenizer"), vocab_size=1000)
-
-    index = {"seed": seed, "warc": warc_counts,
-             "pages": [{k: p[k] for k in ("url", "lang", "category") if k in p} for p in pages],
-             "wet_records": len(wet_pages), "jsonl_rows": len(jsonl_rows), "parquet_rows": table.num_rows}
-    with open(os.path.join(out, "index.json"), "w", encoding="utf-8") as handle:
-        json.dump(index, handle, indent=1)
-    files["index"] = os.path.join(out, "index.json")
-    return {"files": files, "index": index}

@@ -17,14 +17,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
 from ..io.artifacts import ship_dir
-from ..schema import ID, SOURCE, TEXT
+from ..schema import ID, N_BYTES, N_TOKENS, N_TOKENS_ESTIMATED, SOURCE, TEXT
+from ..text.hashing import unit_hash
 from .tokenizer import TokenizerSpec, count_tokens
 
 log = logging.getLogger("tokenmill.tokens")
 
-N_TOKENS = "n_tokens"
-N_BYTES = "n_bytes"
-N_TOKENS_ESTIMATED = "n_tokens_estimated"
 
 
 def ship(spark: SparkSession, path: str, add_special_tokens: bool = False, parallel: bool = False) -> TokenizerSpec:
@@ -54,12 +52,6 @@ def estimate_column(n_bytes: Column, rho: Column) -> Column:
     """`round(bytes / rho)`: the calibrated estimate (at least 1 token for a non-empty text)."""
     est = F.round(n_bytes / rho).cast("long")
     return F.when(n_bytes > 0, F.greatest(est, F.lit(1))).otherwise(F.lit(0)).cast("long")
-
-
-def unit_hash(seed: int, *cols: str) -> Column:
-    """A stable uniform number in [0, 1) from (seed, cols): `(xxhash64 & 0x7FFF…) / 2^63` (docs/scaling-and-mixing.md §8.4)."""
-    h = F.xxhash64(F.lit(seed), *[F.col(c) for c in cols])
-    return (h.bitwiseAND(F.lit(0x7FFFFFFFFFFFFFFF)) / F.lit(float(2 ** 63))).cast("double")
 
 
 def calibrate(df: DataFrame, spec: TokenizerSpec, sample_docs: int = 10_000, seed: int = 0) -> dict[str, dict]:

@@ -8,6 +8,7 @@ import os
 
 from pyspark.sql import functions as F
 
+from ..cli import Job, spark_args
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..schema import SOURCE, TEXT
@@ -65,3 +66,19 @@ def count_tokens_job(args: argparse.Namespace) -> int:
             handle.write("\n")
         print(f"\ncounts   {os.path.abspath(args.out)}")
     return 0
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="Parquet data, or a pipeline output folder (uses its data/)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer directory (or cached hub id); without it the "
+                        "existing n_tokens column is summed")
+    parser.add_argument("--add-special-tokens", action="store_true")
+    parser.add_argument("--calibrate", type=int, default=0, metavar="DOCS",
+                        help="also measure bytes/token per source on a sample of DOCS documents, with its held-out error")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the table as JSON (usable as `manifest:` in a mixture config)")
+    spark_args(parser)
+
+
+JOBS = [Job("count_tokens", "count documents, bytes and tokens per source of a Parquet dataset", add_args,
+            count_tokens_job)]

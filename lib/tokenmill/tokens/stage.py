@@ -9,8 +9,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigError
-from ..schema import SOURCE, TEXT, require_columns
-from ..stage import StageContext, StageParams, live, register
+from ..pipeline.stage import StageContext, StageParams, Written, live, register
+from ..schema import SOURCE, TEXT
 from .count import (
     N_BYTES,
     N_TOKENS,
@@ -19,6 +19,7 @@ from .count import (
     calibrate,
     estimate_column,
     ship,
+    token_totals,
     tokens_column,
 )
 
@@ -44,10 +45,18 @@ class TokensParams(StageParams):
         return self
 
 
-@register("tokens", "annotate", TokensParams)
+def summarize_tokens(out: Written) -> dict:
+    """The manifest's `output.tokens_by_source` (documents, bytes, tokens) and `output.tokens`."""
+    if N_TOKENS not in out.kept.columns:
+        return {}
+    by_source = token_totals(out.kept)
+    return {"tokens_by_source": by_source, "tokens": sum(v["tokens"] for v in by_source.values())}
+
+
+@register("tokens", "annotate", TokensParams, requires=[TEXT, SOURCE], adds=[N_BYTES, N_TOKENS, N_TOKENS_ESTIMATED],
+          summarize=summarize_tokens)
 def tokens(ctx: StageContext, df: DataFrame, params: TokensParams) -> DataFrame:
     """Token counts per document (removed documents get none), per-source totals go to the manifest."""
-    require_columns(df.columns, (TEXT, SOURCE), params.id or "tokens")
     text = F.when(live(df), F.col(TEXT))
     df = df.withColumn(N_BYTES, F.when(live(df), bytes_column(TEXT)))
     report: dict = {"method": params.method, "tokenizer": params.tokenizer,
@@ -57,7 +66,7 @@ def tokens(ctx: StageContext, df: DataFrame, params: TokensParams) -> DataFrame:
         df = df.withColumn(N_TOKENS, tokens_column(text, spec)).withColumn(N_TOKENS_ESTIMATED, F.lit(False))
     else:
         rho = dict(params.rho)
-        sources = [s.name for s in ctx.pipeline.sources]
+        sources = [s.name for s in ctx.sources]
         missing = [s for s in sources if s not in rho]
         if missing and params.default_rho is None:
             if not params.tokenizer:
@@ -77,5 +86,5 @@ def tokens(ctx: StageContext, df: DataFrame, params: TokensParams) -> DataFrame:
             rho_col = F.coalesce(rho_col, F.lit(params.default_rho))
         df = (df.withColumn(N_TOKENS, F.when(live(df), estimate_column(F.col(N_BYTES), rho_col)))
               .withColumn(N_TOKENS_ESTIMATED, F.lit(True)))
-    ctx.reports[params.id or "tokens"] = report
+    ctx.report_all(report)
     return df

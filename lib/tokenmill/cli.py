@@ -1,0 +1,152 @@
+"""The command line: `tokenmill <job>`, `python -m tokenmill <job>` and every file in jobs/ come here.
+
+One runner owns a job's life: parse arguments, run, print a one-line error (the full log goes to a file).
+Each job brings its own `add_args` and `run` next to its code (a `JOBS` list in its package's job.py); the
+catalogue (`tokenmill.catalog`) says which modules have jobs, so this module imports no feature package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import TokenmillError
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+PIPELINE_CONFIG = "pipeline config (YAML), e.g. conf/pipelines/sample.yaml"
+
+
+def config_args(parser: argparse.ArgumentParser, what: str = PIPELINE_CONFIG) -> None:
+    """--config, --set, --spark-profile and --force: the arguments of every config-driven job."""
+    parser.add_argument("--config", required=True, help=what)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set output=out/run2 --set stages[2].keep_removed=true")
+    spark_args(parser)
+    parser.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
+
+
+def spark_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spark-profile", default=None,
+                        help="conf/spark/<name>.yaml or a path (default: local, or cluster under spark-submit)")
+
+
+def jobs() -> dict[str, Job]:
+    """Every job of the catalogue, by name."""
+    from .catalog import load_jobs
+
+    return {j.name: j for j in load_jobs()}
+
+
+def _friendly(exc: BaseException) -> str | None:
+    """The user-facing line of an error raised inside a Spark task (InputError/ConfigError), if any."""
+    text = str(exc)
+    found = re.findall(r"tokenmill\.errors\.(\w+Error): (.*)", text)
+    if found:
+        kind, message = found[-1]
+        return f"{kind}: {message}"
+    return None
+
+
+class _LogFile:
+    """Send this process's stderr (and so the JVM's and the Python workers' logs and traces) to a log file;
+    the console keeps tokenmill's own log lines and a one-line error. `TOKENMILL_LOG_DIR=-` turns it off."""
+
+    def __init__(self, job: str):
+        self.job = job
+        self.path: str | None = None
+        self.console = sys.stderr
+
+    def __enter__(self) -> _LogFile:
+        folder = os.environ.get("TOKENMILL_LOG_DIR", "logs")
+        if folder != "-":
+            try:
+                os.makedirs(folder, exist_ok=True)
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                self.path = os.path.abspath(os.path.join(folder, f"tokenmill-{self.job}-{stamp}-{os.getpid()}.log"))
+                sys.stderr.flush()
+                self._saved = os.dup(2)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(fd, 2)
+                os.close(fd)
+                self.console = os.fdopen(os.dup(self._saved), "w", buffering=1)
+            except OSError:
+                self.path = None
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        to_console = logging.StreamHandler(self.console)
+        to_console.setFormatter(fmt)
+        to_console.addFilter(lambda record: record.name.startswith("tokenmill"))
+        root.addHandler(to_console)
+        if self.path:
+            to_file = logging.StreamHandler(sys.stderr)
+            to_file.setFormatter(fmt)
+            root.addHandler(to_file)
+        self._handlers = root.handlers[-2:] if self.path else root.handlers[-1:]
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        root = logging.getLogger()
+        for handler in self._handlers:
+            root.removeHandler(handler)
+        if self.path:
+            sys.stderr.flush()
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+
+    def error(self, message: str, show_log: bool = True) -> None:
+        where = f"\n(the full log: {self.path})" if self.path and show_log else ""
+        print(f"error: {message}{where}", file=self.console)
+
+
+def main(job: str | None = None, argv: list[str] | None = None) -> int:
+    """Entry point of `tokenmill`, `python -m tokenmill` and every file in jobs/."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if job is None:
+        parser = argparse.ArgumentParser(prog="tokenmill", description="tokenmill: Spark jobs for LM training data")
+        sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+        for spec in jobs().values():
+            spec.add_args(sub.add_parser(spec.name, help=spec.help, description=spec.help))
+        args = parser.parse_args(argv)
+        spec = jobs()[args.job]
+    else:
+        spec = jobs()[job]
+        parser = argparse.ArgumentParser(prog=f"{job}.py", description=spec.help)
+        spec.add_args(parser)
+        args = parser.parse_args(argv)
+    with _LogFile(spec.name) as logs:
+        try:
+            return spec.run(args)
+        except TokenmillError as exc:
+            logging.getLogger("tokenmill").debug("error", exc_info=True)
+            logs.error(str(exc), show_log=False)  # raised by tokenmill itself: the line says it all
+            return 2
+        except Exception as exc:  # a Spark task failure: show the tokenmill error inside it, if there is one
+            message = _friendly(exc)
+            traceback.print_exc()  # to the log file
+            if message is None:
+                logs.error(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                           [:500])
+                return 1
+            logs.error(message)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

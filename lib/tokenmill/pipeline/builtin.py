@@ -1,0 +1,44 @@
+"""The two stages every pipeline has: `read` (all configured sources) and `write` (the output)."""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..io.sources import read_source
+from ..schema import CANONICAL_COLUMNS, META, REMOVED_BY, SOURCE
+from .stage import Deferred, StageContext, StageParams, WriteParams, Written, register
+
+# meta keys a reader sets on a kept document it had to repair (see io/warc.py): counted per source.
+READ_NOTES = ("length_mismatch", "id_disambiguated", "decode_errors")
+
+
+def read_notes(out: Written) -> dict:
+    """Kept documents a reader repaired, per note and source: counted, never silent."""
+    if META not in out.kept.columns:
+        return {}
+    notes = [F.sum(F.col(META).getItem(k).isNotNull().cast("long")).alias(k) for k in READ_NOTES]
+    rows = out.kept.groupBy(SOURCE).agg(*notes).collect()  # small: one row per source
+    found = {k: {r[SOURCE]: r[k] for r in rows if r[k]} for k in READ_NOTES}
+    found = {k: v for k, v in found.items() if v}
+    return {"read_notes": found} if found else {}
+
+
+@register("read", "read", adds=(*CANONICAL_COLUMNS, REMOVED_BY), summarize=read_notes)
+def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFrame:
+    """Read every configured source into the canonical schema; bad records become counted skips."""
+    frames = []
+    # Counts every file a task opens: equal to the number of files unless something reads the input twice.
+    opens = ctx.spark.sparkContext.accumulator(0)
+    for i, src in enumerate(ctx.sources):
+        frames.append(read_source(ctx.spark, src, f"{ctx.config_path}: sources[{i}]", ctx.work_dir, opens))
+    ctx.report("files_opened", Deferred(lambda: opens.value))
+    return reduce(lambda a, b: a.unionByName(b), frames)
+
+
+@register("write", "write", WriteParams, requires=lambda p: p.partition_by)
+def write(ctx: StageContext, df: DataFrame | None, params: WriteParams) -> DataFrame:
+    """Pass-through: the engine writes the result with these params (io/writer.py)."""
+    return df

@@ -1,0 +1,56 @@
+"""The `pipeline` job: plan a config, run it in Spark, print the stage table and what the stages describe."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import Job, config_args
+from ..errors import ConfigError, OutputError
+from ..io.outputs import protected_reason
+from .manifest import format_stage_table
+from .plan import load_pipeline
+from .run import RunResult, run
+
+
+def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = None, force: bool = False,
+                 required_stage: str | None = None) -> RunResult:
+    """Load, check, run and print a pipeline config; returns the run result."""
+    from ..spark import build_session
+
+    plan = load_pipeline(config, overrides)
+    if required_stage and not any(s.name == required_stage for s in plan.stages):
+        raise ConfigError(f"{config}: stages: no `{required_stage}` stage")
+    plan.inputs()  # a missing input path, or an output that may never be written, is reported before Spark starts
+    reason = protected_reason(plan.config.output, plan.input_paths())
+    if reason:
+        raise OutputError(f"output {plan.config.output}: refusing to write there: {reason}")
+    spark = build_session(spark_profile, app_name=f"tokenmill-{plan.config.name}")
+    try:
+        result = run(spark, plan, force=force)
+    finally:
+        spark.stop()
+    state = "up to date (skipped, same config and inputs)" if result.skipped else "written"
+    print(format_stage_table(result.manifest["stages"]))
+    print(f"\noutput   {result.output}/data   ({result.manifest['output']['rows']:,} rows, {state})")
+    described: set[str] = set()
+    for st in plan.stages:  # what each stage has to say about the run, from the manifest alone
+        if st.spec.describe is not None and (st.name, st.label) not in described:
+            described.add((st.name, st.label))
+            for line in st.spec.describe(result.manifest, st.label):
+                print(line)
+    print(f"removed  {result.output}/removed")
+    print(f"manifest {result.output}/manifest.json")
+    return result
+
+
+def pipeline_job(required_stage: str | None = None):
+    """A job's `run`: the pipeline of ``--config`` (which must have ``required_stage``, if given)."""
+
+    def run_job(args: argparse.Namespace) -> int:
+        run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required_stage)
+        return 0
+
+    return run_job
+
+
+JOBS = [Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark", config_args, pipeline_job())]

@@ -1,0 +1,168 @@
+"""Run a planned pipeline: stages in order, checkpoints and the output committed atomically, reruns resumed.
+
+Stages between checkpoints run as one Spark plan (a *segment*). Each checkpoint (and the final output) is
+written once, with a fingerprint of its config and inputs: a rerun with the same fingerprint reads it
+instead of recomputing; a changed config or input recomputes it and everything after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .. import __version__
+from ..errors import OutputError
+from ..io.hadoopfs import qualify
+from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
+from ..io.writer import check_unique_ids, read_written, write_split
+from ..schema import REMOVED_BY
+from .commit import StagedOutput, read_manifest
+from .manifest import check_balance, stage_table, versions
+from .plan import Plan, PlannedStage, digest
+from .stage import StageContext, WriteParams, Written, resolve_deferred
+
+log = logging.getLogger("tokenmill.pipeline")
+
+
+@dataclass
+class RunResult:
+    output: str
+    manifest: dict
+    skipped: bool
+
+
+@dataclass
+class _Progress:
+    """What the segments so far have produced: the frame to continue from, counts, reports."""
+
+    df: DataFrame | None = None
+    stage_rows: list[dict] = field(default_factory=list)
+    rows_in: int | None = None
+    reports: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+    skipped_all: bool = True
+
+
+def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
+    """Run the plan holding the output's lock; refuses an output that is not a tokenmill output."""
+    cfg = plan.config
+    check_destination(spark, cfg.output, "output", plan.input_paths())
+    reason = protected_reason(cfg.work, plan.input_paths())
+    if reason:
+        raise OutputError(f"work_dir {cfg.work}: refusing to write there: {reason}")
+    with OutputLock(spark, cfg.output):
+        remove_stale_temps(spark, cfg.work)
+        return _run_segments(spark, plan, force)
+
+
+def _run_segments(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
+    """Segments end at checkpoints and at `write`; a finished segment with the same fingerprint is reused."""
+    cfg = plan.config
+    started = time.time()
+    ctx = StageContext(spark, sources=tuple(cfg.sources), config_path=plan.config_path, work_dir=cfg.work)
+    fingerprint = digest({"version": __version__, "sources": [s.model_dump(mode="json") for s in cfg.sources],
+                          "inputs": plan.inputs()})
+    done = _Progress()
+    segment: list[PlannedStage] = []
+    for index, st in enumerate(plan.stages):
+        segment.append(st)
+        fingerprint = digest({"prev": fingerprint, "stage": st.fingerprint_part()})
+        if not (st.kind == "write" or st.params.checkpoint):
+            continue
+        dest = qualify(cfg.output) if st.kind == "write" else f"{cfg.work}/{index:02d}-{st.label}"
+        previous = read_manifest(spark, dest)
+        if not force and previous and previous.get("fingerprint") == fingerprint:
+            # Up to date: the segment's stage functions are not even called (no calibration, no planning jobs).
+            log.info("up to date, skipping: %s", dest)
+            done.manifest = previous
+            seg_rows = previous["segment_stages"]
+            done.reports.update(previous.get("stage_reports", {}))
+        else:
+            if st.kind == "write" and previous and not (cfg.overwrite or force):
+                raise OutputError(f"output {dest}: a tokenmill output with another config or inputs is there and "
+                                  "overwrite is off; pass --force (or set overwrite: true) to replace it")
+            done.skipped_all = False
+            seg_rows = _compute_segment(ctx, plan, index, segment, dest, fingerprint, done)
+        done.stage_rows += seg_rows
+        done.rows_in = seg_rows[-1]["rows_out"]
+        segment = []
+        if st.kind != "write":
+            # Continue from what was written: later stages never recompute earlier ones.
+            done.df = spark.read.parquet(f"{dest}/data").withColumn(REMOVED_BY, F.lit(None).cast("string"))
+    done.manifest["stages"] = done.stage_rows
+    done.manifest["run_wall_seconds"] = round(time.time() - started, 3)
+    return RunResult(qualify(cfg.output), done.manifest, done.skipped_all)
+
+
+def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[PlannedStage], dest: str,
+                     fingerprint: str, done: _Progress) -> list[dict]:
+    """Run the segment's stages, write and check the result, summarise it and commit it to ``dest``."""
+    spark = ctx.spark
+    end = segment[-1]
+    params = end.params if isinstance(end.params, WriteParams) else WriteParams(stage="write")
+    seg_started = time.time()
+    ctx.take_reports()
+    try:
+        with StagedOutput(spark, dest) as out:
+            df = done.df
+            for part in segment:
+                df = part.spec.run(ctx.for_stage(part.label), df, part.params)
+            done.reports.update(ctx.take_reports())
+            counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
+                                 params.compression, audit=plan.audit_columns(index))
+            check_unique_ids(spark, out.path, dest)
+            done.reports = resolve_deferred(done.reports)
+            seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
+                                   counts, done.rows_in)
+            check_balance(seg_rows, counts["kept"])
+            manifest = _manifest(spark, plan, dest, fingerprint, params, counts, done, seg_rows, seg_started)
+            manifest["output"].update(summaries(plan.stages[: index + 1], Written(spark, out.path,
+                                                                                 *read_written(spark, out.path))))
+            out.commit(manifest)
+    except BaseException:
+        ctx.aborted()  # the temporary folder is gone; discard what the stages staged outside it
+        raise
+    ctx.committed()
+    done.manifest = manifest
+    return seg_rows
+
+
+def summaries(stages: list[PlannedStage], written: Written) -> dict:
+    """What each kind of stage of the plan summarises of the written output (once per stage kind)."""
+    out: dict = {}
+    seen: set[str] = set()
+    for st in stages:
+        if st.spec.summarize is not None and st.name not in seen:
+            seen.add(st.name)
+            out.update(st.spec.summarize(written))
+    return out
+
+
+def _manifest(spark: SparkSession, plan: Plan, dest: str, fingerprint: str, params: WriteParams, counts: dict, done: _Progress,
+              seg_rows: list[dict], seg_started: float) -> dict:
+    cfg = plan.config
+    return {
+        "tokenmill_version": __version__,
+        "name": cfg.name,
+        "fingerprint": fingerprint,
+        "config_file": os.path.abspath(plan.config_path),
+        "config": cfg.model_dump(mode="json"),
+        "inputs": plan.inputs(),
+        "segment_stages": seg_rows,
+        "output": {"path": dest, "data": f"{dest}/data", "removed": f"{dest}/removed",
+                   "partition_by": params.partition_by, "keep_removed": params.keep_removed,
+                   "rows": counts["kept"], "rows_by_source": counts["kept_by_source"],
+                   "removed_by_reason_and_source": counts["removed"]},
+        "stage_reports": dict(done.reports),
+        "versions": versions(spark),
+        "spark": {"master": spark.sparkContext.master, "app_id": spark.sparkContext.applicationId},
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.time() - seg_started, 3),
+        "stages": done.stage_rows + seg_rows,
+    }

@@ -1,1 +1,0 @@
-"""Stage statistics and the run manifest."""

@@ -1,0 +1,46 @@
+"""Connected components round by round, and the `minhash_bands` job's choice and S-curve."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenmill.dedup.components import components, large_star, small_star
+from tokenmill.dedup.job import format_bands
+from tokenmill.dedup.minhash import choose_bands, threshold_of
+from tokenmill.errors import ConfigError
+
+
+def _edges(spark, pairs):
+    return spark.createDataFrame(pairs, "u long, v long")
+
+
+def test_one_round_of_large_and_small_star(spark):
+    # a path 1-2-3-4: large-star hangs each larger neighbour on the smallest of the neighbourhood
+    e = _edges(spark, [(1, 2), (2, 3), (3, 4)])
+    assert sorted(tuple(r) for r in large_star(e).collect()) == [(2, 1), (3, 1), (4, 2)]  # small
+    # small-star connects each node's smaller neighbours to the smallest of them
+    assert sorted(tuple(r) for r in small_star(_edges(spark, [(3, 1), (3, 2)])).collect()) == [(2, 1), (3, 1)]
+
+
+def test_components_converge_to_stars_around_the_smallest_id(spark):
+    # two components: a long path (needs several rounds) and a triangle; an isolated self-loop is dropped
+    path = [(i, i + 1) for i in range(10, 30)]
+    out, log = components(_edges(spark, path + [(5, 7), (7, 6), (6, 5), (40, 40)]), max_rounds=20)
+    roots = {r["node"]: r["root"] for r in out.collect()}  # small: 24 nodes
+    assert roots == {**{i: 10 for i in range(10, 31)}, 5: 5, 6: 5, 7: 5}
+    assert log["converged"] and 2 <= log["rounds"] <= 8
+    assert [r["round"] for r in log["log"]] == list(range(1, log["rounds"] + 1))
+    with pytest.raises(RuntimeError, match="did not converge in 1 rounds"):
+        components(_edges(spark, path), max_rounds=1)
+
+
+def test_minhash_bands_job_choice_and_curve():
+    text = format_bands(0.8, 112)
+    b, r, _, _ = choose_bands(0.8, 112)
+    assert text.splitlines()[0].startswith(f"bands {b} x rows {r} = {b * r} of 112 hashes")
+    assert b * r <= 112 and abs(threshold_of(b, r) - 0.8) < 0.1
+    curve = [float(line.split()[1]) for line in text.splitlines()[2:]]
+    assert curve == sorted(curve) and curve[-1] > 0.99  # P(candidate) rises with similarity
+    for bad, message in [((1.5, 112), "--threshold 1.5"), ((0.8, 0), "--num-perm 0"), ((0.8, 112, -1, 1), "fp-weight")]:
+        with pytest.raises(ConfigError, match=message):
+            format_bands(*bad)

@@ -1,0 +1,83 @@
+"""The exploration notebook runs on the sample output; the CLI and every job answer --help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+from conftest import ROOT
+
+
+def test_notebook_runs_on_sample_output(sample_run):
+    out, _ = sample_run
+    nb = nbformat.read(ROOT / "notebooks" / "01_explore.ipynb", as_version=4)
+    env_before = dict(os.environ)
+    os.environ.update(TOKENMILL_OUTPUT=str(out), TOKENMILL_SPARK_PROFILE="test")
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "320 documents in" in text
+    assert "commoncrawl/CC-SAMPLE-2024-18-wet" in text and "read:not_html" in text
+    assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
+
+
+def _run(*args, log_dir=None):
+    env = {**os.environ, "TOKENMILL_LOG_DIR": str(log_dir) if log_dir else "-"}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+
+
+def test_cli_lists_jobs_and_jobs_have_help():
+    top = _run("-m", "tokenmill", "--help")
+    assert top.returncode == 0 and "pipeline" in top.stdout and "sample" in top.stdout
+    for job in ("pipeline", "sample"):
+        res = _run(str(ROOT / "jobs" / f"{job}.py"), "--help")
+        assert res.returncode == 0 and "usage:" in res.stdout
+    assert "--config" in _run("-m", "tokenmill", "pipeline", "--help").stdout
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output: x\nsources: []\nstages: [read, write]\nbogus: 1\n")
+    res = _run("-m", "tokenmill", "pipeline", "--config", str(bad))
+    assert res.returncode == 2
+    assert f"error: {bad}: bogus: unknown key" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_data_error_in_a_spark_task_is_one_line_and_the_trace_is_in_the_log(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output: {tmp_path / 'out'}\nsources:\n  - {{name: j, format: jsonl, paths: {tmp_path / 'in'}/*.jsonl}}\n")
+    res = _run("-m", "tokenmill", "pipeline", "--config", str(cfg), "--spark-profile", "test", log_dir=tmp_path / "logs")
+    assert res.returncode == 1
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: InputError: {tmp_path / 'in' / 'x.jsonl'}: line 2: invalid JSON: Expecting value at column 10"]
+    assert "Traceback" not in res.stderr and "at org.apache" not in res.stderr and len(res.stderr.splitlines()) < 40
+    logs = list((tmp_path / "logs").glob("tokenmill-pipeline-*.log"))
+    assert len(logs) == 1 and f"(the full log: {logs[0]})" in res.stderr
+    assert "Traceback" in logs[0].read_text()
+
+
+def test_missing_input_is_reported_before_spark_starts(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output: {tmp_path / 'out'}\nsources:\n  - {{name: j, format: jsonl, paths: {tmp_path}/nothing/*.jsonl}}\n")
+    res = _run("-m", "tokenmill", "pipeline", "--config", str(cfg), log_dir=tmp_path / "logs")
+    assert res.returncode == 2 and "matched no files" in res.stderr
+    assert "SparkContext" not in next((tmp_path / "logs").glob("*.log")).read_text()
+
+
+def test_bands_arguments_and_job_help_are_clear():
+    for args, message in ((["--num-perm", "0"], "--num-perm 0: the number of MinHash permutations, at least 1"),
+                          (["--threshold", "1.5"], "--threshold 1.5: a Jaccard similarity strictly between 0 and 1")):
+        res = _run("-m", "tokenmill", "minhash_bands", *args)
+        assert res.returncode == 2 and f"error: {message}" in res.stderr and "Traceback" not in res.stderr
+    for job in ("plan_mixture", "build_mixture"):
+        text = " ".join(_run("-m", "tokenmill", job, "--help").stdout.split())
+        assert "mixture config (YAML" in text and "pipeline config" not in text
