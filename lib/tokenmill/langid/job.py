@@ -28,6 +28,40 @@ def eval_params(path: str, overrides: list[str]) -> LangidParams:
     return validate(LangidParams, raw, path)
 
 
+def evaluate_langid(spark, path: str, params: LangidParams, text_field: str = "text", label_field: str = "lang",
+                    long_chars: int = 50) -> dict:
+    """Identify a labelled JSONL in Spark and report per-language precision/recall/F1, confusions and the
+    threshold curve (aggregated in Spark: only one row per language pair and score bucket comes back)."""
+    df = spark.read.json(path)
+    missing = [c for c in (text_field, label_field) if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{path}: no field(s) {', '.join(missing)} in the records "
+                          f"(fields: {', '.join(df.columns) or 'none'})")
+    text, label = F.col(text_field), F.col(label_field)
+    bad = df.where(text.isNull() | label.isNull()).select(F.input_file_name().alias("f")).limit(1).collect()  # small: 1 row
+    if bad:
+        raise ConfigError(f"{bad[0]['f']}: a record has no `{text_field}` or `{label_field}`")
+    golds = [r[0] for r in df.select(label.cast("string")).distinct().collect()]  # small: one row per language
+    gold_map = {g: to_style(canonical(g, params.aliases), params.codes) for g in golds}
+    mapping = F.create_map(*[x for k, v in sorted(gold_map.items()) for x in (F.lit(k), F.lit(v))])
+    spec = build_spec(spark, params)
+    tagged = (df.select(mapping[label.cast("string")].alias("gold"), text.alias("text"))
+              .withColumn("r", langid_column(F.col("text"), spec)))
+    rows = (tagged.groupBy(F.col("gold"), F.col("r.lang").alias("pred"),
+                           F.floor(F.col("r.lang_score") * SCORE_BUCKETS).cast("int").alias("bucket"),
+                           (F.length("text") >= long_chars).alias("long"),
+                           F.col(f"r.{LANG_BACKEND}").alias("backend"))
+            .count().collect())  # small: languages^2 x score buckets
+    rep = report([Count(r["gold"], r["pred"], r["bucket"], r["long"], r["count"]) for r in rows])
+    backends: dict[str, int] = {}
+    for r in rows:
+        backends[r["backend"] or "none"] = backends.get(r["backend"] or "none", 0) + r["count"]
+    rep["decided_by"] = dict(sorted(backends.items()))
+    rep["config"] = params.model_dump(mode="json")
+    rep["long_chars"] = long_chars
+    return rep
+
+
 def langid_eval_job(args: argparse.Namespace) -> int:
     from ..spark import build_session
 
@@ -35,36 +69,9 @@ def langid_eval_job(args: argparse.Namespace) -> int:
     params = eval_params(args.config, overrides)
     spark = build_session(args.spark_profile, app_name="tokenmill-langid-eval")
     try:
-        df = spark.read.json(args.input)
-        missing = [c for c in (args.text_field, args.label_field) if c not in df.columns]
-        if missing:
-            raise ConfigError(f"{args.input}: no field(s) {', '.join(missing)} in the records "
-                              f"(fields: {', '.join(df.columns) or 'none'})")
-        text, label = F.col(args.text_field), F.col(args.label_field)
-        bad = df.where(text.isNull() | label.isNull()).select(F.input_file_name().alias("f")).limit(1).collect()  # small: 1 row
-        if bad:
-            raise ConfigError(f"{bad[0]['f']}: a record has no `{args.text_field}` or `{args.label_field}`")
-        golds = [r[0] for r in df.select(label.cast("string")).distinct().collect()]  # small: one row per language
-        gold_map = {g: to_style(canonical(g, params.aliases), params.codes) for g in golds}
-        mapping = F.create_map(*[x for k, v in sorted(gold_map.items()) for x in (F.lit(k), F.lit(v))])
-        spec = build_spec(spark, params)
-        tagged = (df.select(mapping[label.cast("string")].alias("gold"), text.alias("text"))
-                  .withColumn("r", langid_column(F.col("text"), spec)))
-        rows = (tagged.groupBy(F.col("gold"), F.col("r.lang").alias("pred"),
-                               F.floor(F.col("r.lang_score") * SCORE_BUCKETS).cast("int").alias("bucket"),
-                               (F.length("text") >= args.long_chars).alias("long"),
-                               F.col(f"r.{LANG_BACKEND}").alias("backend"))
-                .count().collect())  # small: languages^2 x score buckets
+        rep = evaluate_langid(spark, args.input, params, args.text_field, args.label_field, args.long_chars)
     finally:
         spark.stop()
-    counts = [Count(r["gold"], r["pred"], r["bucket"], r["long"], r["count"]) for r in rows]
-    rep = report(counts)
-    backends: dict[str, int] = {}
-    for r in rows:
-        backends[r["backend"] or "none"] = backends.get(r["backend"] or "none", 0) + r["count"]
-    rep["decided_by"] = dict(sorted(backends.items()))
-    rep["config"] = params.model_dump(mode="json")
-    rep["long_chars"] = args.long_chars
     print(f"langid_eval: {args.input}, backend {params.backend}; decided by {rep['decided_by']}\n")
     print(format_report(rep, args.long_chars))
     if args.out:

@@ -21,27 +21,40 @@ from .config import QualityFilterParams
 from .stage import QUALITY_FAILED, quality_filter
 
 
-def quality_rules_job(args: argparse.Namespace) -> int:
-    from ..spark import build_session
-
-    data: dict = {"stage": "quality_filter", "rules": args.rules}
-    for assignment in args.set or []:
+def rules_params(rules: str, assignments: list[str] | None = None) -> QualityFilterParams:
+    """A `quality_filter` entry for ``rules`` with `--set` overrides; a line-modifying rule set is refused
+    (its decisions need the text, not only the stored signals)."""
+    data: dict = {"stage": "quality_filter", "rules": rules}
+    for assignment in assignments or []:
         data = apply_override(data, assignment)
     params = QualityFilterParams.model_validate(data)
     if params.rule_set.modifier is not None:
         raise ConfigError(f"rule set {params.rule_set.name!r} rewrites lines: its decisions need the text, "
                           "run it as a `quality_filter` stage in a pipeline instead")
-    spark = build_session(args.spark_profile, app_name="tokenmill-quality-rules")
-    path = args.input.rstrip("/")
+    return params
+
+
+def apply_rules(spark, path: str, params: QualityFilterParams) -> dict:
+    """Re-apply a rule set to the `qs_*` signals stored in a pipeline output: documents, kept, and the
+    documents failing each rule (every rule a document fails, not only the first)."""
+    path = path.rstrip("/")
     df = spark.read.parquet(f"{path}/data" if not path.endswith("/data") else path)
     df = df.withColumn(REMOVED_BY, F.lit(None).cast("string")).drop(QUALITY_FAILED)
     ctx = StageContext(spark, config_path="quality_rules", label="quality_filter")
     out = quality_filter(ctx, df, params)
     rows = (out.select(F.explode_outer(QUALITY_FAILED).alias("rule"))
             .groupBy("rule").count().collect())  # small: one row per rule
-    failed = {r["rule"]: r["count"] for r in rows if r["rule"] is not None}
-    total = df.count()
-    kept = out.where(F.col(REMOVED_BY).isNull()).count()
+    return {"documents": df.count(), "kept": out.where(F.col(REMOVED_BY).isNull()).count(),
+            "failed_by_rule": {r["rule"]: r["count"] for r in rows if r["rule"] is not None}}
+
+
+def quality_rules_job(args: argparse.Namespace) -> int:
+    from ..spark import build_session
+
+    params = rules_params(args.rules, args.set)
+    spark = build_session(args.spark_profile, app_name="tokenmill-quality-rules")
+    result = apply_rules(spark, args.input, params)
+    total, kept, failed = result["documents"], result["kept"], result["failed_by_rule"]
     print(f"{'rule':<32}{'threshold':>22}{'documents failing':>20}")
     for r in params.rule_set.active():
         bound = " ".join(x for x in (f"min {r.min:g}" if r.min is not None else "",
@@ -51,8 +64,8 @@ def quality_rules_job(args: argparse.Namespace) -> int:
     print(f"\ndocuments {total:,}   kept {kept:,}   removed {total - kept:,}")
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"input": args.input, "rules": params.rule_set.model_dump(mode="json"),
-                       "documents": total, "kept": kept, "failed_by_rule": failed}, fh, indent=1)
+            json.dump({"input": args.input, "rules": params.rule_set.model_dump(mode="json"), **result}, fh,
+                      indent=1)
     return 0
 
 

@@ -32,30 +32,40 @@ def format_counts(table: dict, calibration: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def count_tokens(spark, path: str, tokenizer: str | None = None, add_special_tokens: bool = False,
+                 calibrate_docs: int = 0, seed: int = 0) -> tuple[dict, dict | None]:
+    """Documents, bytes and tokens per source of Parquet data (a pipeline output folder: its data/), counted
+    with ``tokenizer`` or summed from the stored `n_tokens`; with ``calibrate_docs``, bytes/token per source
+    measured on a sample with its held-out error."""
+    folder = qualify(path)
+    fs = HadoopFS(spark, folder)
+    if fs.exists(f"{folder}/data") and fs.exists(f"{folder}/_SUCCESS"):
+        folder = f"{folder}/data"
+    df = spark.read.parquet(folder)
+    if SOURCE not in df.columns:
+        df = df.withColumn(SOURCE, F.lit(os.path.basename(path.rstrip("/"))))
+    calibration = None
+    if tokenizer:
+        if TEXT not in df.columns:
+            raise ConfigError(f"{path}: no `text` column to tokenize")
+        spec = ship(spark, tokenizer, add_special_tokens)
+        df = df.withColumn(N_BYTES, bytes_column(TEXT)).withColumn(N_TOKENS, tokens_column(TEXT, spec))
+        if calibrate_docs:
+            calibration = calibrate(df, spec, calibrate_docs, seed)
+    elif N_TOKENS not in df.columns:
+        raise ConfigError(f"{path}: no `n_tokens` column; pass --tokenizer to count")
+    elif N_BYTES not in df.columns and TEXT in df.columns:
+        df = df.withColumn(N_BYTES, bytes_column(TEXT))
+    return token_totals(df), calibration
+
+
 def count_tokens_job(args: argparse.Namespace) -> int:
     from ..spark import build_session
 
     spark = build_session(args.spark_profile, app_name="tokenmill-count-tokens")
     try:
-        path = qualify(args.input)
-        if HadoopFS(spark, path).exists(f"{path}/data") and HadoopFS(spark, path).exists(f"{path}/_SUCCESS"):
-            path = f"{path}/data"
-        df = spark.read.parquet(path)
-        if SOURCE not in df.columns:
-            df = df.withColumn(SOURCE, F.lit(os.path.basename(args.input.rstrip("/"))))
-        calibration = None
-        if args.tokenizer:
-            if TEXT not in df.columns:
-                raise ConfigError(f"{args.input}: no `text` column to tokenize")
-            spec = ship(spark, args.tokenizer, args.add_special_tokens)
-            df = df.withColumn(N_BYTES, bytes_column(TEXT)).withColumn(N_TOKENS, tokens_column(TEXT, spec))
-            if args.calibrate:
-                calibration = calibrate(df, spec, args.calibrate, args.seed)
-        elif N_TOKENS not in df.columns:
-            raise ConfigError(f"{args.input}: no `n_tokens` column; pass --tokenizer to count")
-        elif N_BYTES not in df.columns and TEXT in df.columns:
-            df = df.withColumn(N_BYTES, bytes_column(TEXT))
-        table = token_totals(df)
+        table, calibration = count_tokens(spark, args.input, args.tokenizer, args.add_special_tokens,
+                                          args.calibrate, args.seed)
     finally:
         spark.stop()
     print(format_counts(table, calibration))
