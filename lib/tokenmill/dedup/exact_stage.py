@@ -57,7 +57,10 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
     raw = nfkc(F.col(TEXT)) if params.nfkc else F.col(TEXT)
     text = normalised_text(raw) if params.normalise else raw
     parts = [text] + ([F.coalesce(F.col(URL), F.lit(""))] if params.by_url else [])
-    key = F.when(live(df), F.format_string("%016x", F.xxhash64(*parts)))
+    # An empty text (or one that normalises to nothing) is not a duplicate of every other empty text: it
+    # gets no key, so it stays out of every cluster (the quality filters remove empty documents).
+    has_text = F.length(F.trim(text)) > 0
+    key = F.when(live(df) & has_text, F.format_string("%016x", F.xxhash64(*parts)))
     out = df.withColumn(DUP_CLUSTER, key)
     w = Window.partitionBy(DUP_CLUSTER).orderBy(*survivor_order(params, df.columns))
     whole = Window.partitionBy(DUP_CLUSTER)

@@ -68,7 +68,7 @@ def count_written(spark: SparkSession, dest: str) -> dict:
     by_source = {r[SOURCE]: r["n"] for r in rows}
     removed: dict[str, dict[str, int]] = {}
     if HadoopFS(spark, dest).list_dirs(f"{dest}/removed"):
-        rows = (spark.read.parquet(f"{dest}/removed").groupBy(REMOVED_BY, SOURCE)
+        rows = (spark.read.option("mergeSchema", "true").parquet(f"{dest}/removed").groupBy(REMOVED_BY, SOURCE)
                 .agg(F.count("*").alias("n")).collect())  # small: one row per reason and source
         for r in rows:
             removed.setdefault(r[REMOVED_BY], {})[r[SOURCE]] = r["n"]
@@ -80,7 +80,8 @@ def read_written(spark: SparkSession, dest: str) -> tuple[DataFrame, DataFrame |
     """The kept and removed rows of a written folder (removed: None when nothing was removed)."""
     kept = spark.read.parquet(f"{dest}/data")
     has_removed = bool(HadoopFS(spark, dest).list_dirs(f"{dest}/removed"))
-    return kept, spark.read.parquet(f"{dest}/removed") if has_removed else None
+    removed = spark.read.option("mergeSchema", "true").parquet(f"{dest}/removed") if has_removed else None
+    return kept, removed
 
 
 def check_unique_ids(spark: SparkSession, dest: str, shown_as: str, examples: int = 3) -> None:

@@ -47,6 +47,7 @@ class _Progress:
     reports: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     skipped_all: bool = True
+    checkpoints: list[str] = field(default_factory=list)  # written checkpoint folders, in order
 
 
 def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
@@ -93,6 +94,7 @@ def _run_segments(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
         done.rows_in = seg_rows[-1]["rows_out"]
         segment = []
         if st.kind != "write":
+            done.checkpoints.append(dest)
             # Continue from what was written: later stages never recompute earlier ones.
             done.df = spark.read.parquet(f"{dest}/data").withColumn(REMOVED_BY, F.lit(None).cast("string"))
     done.manifest["stages"] = done.stage_rows
@@ -114,6 +116,8 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             for part in segment:
                 df = part.spec.run(ctx.for_stage(part.label), df, part.params)
             done.reports.update(ctx.take_reports())
+            if end.kind == "write":
+                df = _with_earlier_removals(spark, df, done.checkpoints)
             counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
                                  params.compression, audit=plan.audit_columns(index))
             check_unique_ids(spark, out.path, dest)
@@ -121,6 +125,8 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
                                    counts, done.rows_in)
             check_balance(seg_rows, counts["kept"])
+            if end.kind == "write":
+                check_every_row_once(done.stage_rows + seg_rows, counts)
             manifest = _manifest(spark, plan, dest, fingerprint, params, counts, done, seg_rows, seg_started)
             manifest["output"].update(summaries(plan.stages[: index + 1], Written(spark, out.path,
                                                                                  *read_written(spark, out.path))))
@@ -131,6 +137,28 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     ctx.committed()
     done.manifest = manifest
     return seg_rows
+
+
+def _with_earlier_removals(spark: SparkSession, df: DataFrame, checkpoints: list[str]) -> DataFrame:
+    """``df`` and the rows removed before each checkpoint (they stay in the checkpoint's `removed/`, and the
+    next segment reads only its `data/`): the output's `removed/` is the whole audit trail."""
+    from ..io.hadoopfs import HadoopFS
+
+    for folder in checkpoints:
+        if HadoopFS(spark, folder).list_dirs(f"{folder}/removed"):
+            earlier = spark.read.option("mergeSchema", "true").parquet(f"{folder}/removed")
+            df = df.unionByName(earlier.select(*[c for c in earlier.columns if c in df.columns]),
+                                allowMissingColumns=True)
+    return df
+
+
+def check_every_row_once(stages: list[dict], counts: dict) -> None:
+    """The output holds every row `read` produced exactly once, in `data/` or `removed/` (ids are unique,
+    checked separately): a failure here is a bug, never data."""
+    seen = stages[0]["rows_in"]
+    written = counts["kept"] + sum(sum(v.values()) for v in counts["removed"].values())
+    if written != seen:
+        raise AssertionError(f"the output holds {written} rows (kept and removed), the read stage gave {seen}")
 
 
 def summaries(stages: list[PlannedStage], written: Written) -> dict:
