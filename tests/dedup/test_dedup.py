@@ -359,9 +359,51 @@ def test_sample_dedup_config_and_rerun_against_its_own_index(spark, sample_dir, 
                       ("exact_dedup", 320, {"duplicate": 19}, 301),
                       ("minhash_dedup", 301, {"near_duplicate": 15}, 286), ("write", 286, {}, 286)]
     assert first.manifest["stage_reports"]["minhash_dedup"]["index"]["added_documents"] == 301
+    # The audit trail is whole although exact_dedup is checkpointed: every read row is in data/ or removed/
+    # exactly once, the exact duplicates (removed before the checkpoint) included, with their dup_of.
+    removed = spark.read.parquet(str(tmp_path / "out" / "removed"))
+    by_reason = {r["removed_by"]: r["n"] for r in removed.groupBy("removed_by").agg(F.count("*").alias("n")).collect()}
+    assert by_reason == {"read:empty_text": 1, "read:http_status": 2, "read:not_html": 3,
+                         "exact_dedup:duplicate": 19, "minhash_dedup:near_duplicate": 15}
+    assert removed.where(F.col("removed_by") == "exact_dedup:duplicate").where(F.col("dup_of").isNull()).count() == 0
+    assert sum(sum(v.values()) for v in first.manifest["output"]["removed_by_reason_and_source"].values()) == 40
+    assert removed.select("id").union(spark.read.parquet(str(tmp_path / "out" / "data")).select("id")).distinct() \
+        .count() == 326
     kept = {r["id"] for r in spark.read.parquet(str(tmp_path / "out" / "data")).select("id").collect()}
     again = run(spark, plan, force=True)
     assert [s["removed"] for s in again.manifest["stages"]] == [s[2] for s in counts]
     assert {r["id"] for r in spark.read.parquet(str(tmp_path / "out" / "data")).select("id").collect()} == kept
     assert again.manifest["stage_reports"]["minhash_dedup"]["index"] == {
         "path": str(tmp_path / "index"), "added_documents": 0, "documents": 301}
+
+
+def test_empty_texts_are_not_duplicates_of_each_other(spark, tmp_path):
+    """Empty extractions, whitespace and punctuation-only texts get no exact-dedup key: none is removed as a
+    duplicate of another, none joins a cluster; real duplicates beside them still are."""
+    rows = [("e1", ""), ("e2", ""), ("e3", "   \n\t "), ("e4", "!!! ..."), ("e5", None),
+            ("t1", "Same text here."), ("t2", "same TEXT here")]
+    df = spark.createDataFrame([(i, "s", None, t, None) for i, t in rows],
+                               "id string, source string, url string, text string, removed_by string")
+    got = {r["id"]: (r[REMOVED_BY], r["dup_cluster"], r["dup_of"]) for r in
+           exact_dedup(_ctx(spark, tmp_path), df, ExactDedupParams(stage="exact_dedup")).collect()}  # small: 7 rows
+    assert {k: v for k, v in got.items() if k.startswith("e")} == {f"e{i}": (None, None, None) for i in range(1, 6)}
+    assert got["t1"][0] is None and got["t2"] == ("exact_dedup:duplicate", got["t1"][1], "t1")
+
+
+def test_exact_clusters_merge_into_near_clusters(spark, tmp_path):
+    """exact_dedup then minhash_dedup: an exact cluster inside a near cluster is one cluster whose size
+    counts every member, and the exact-removed rows keep their dup_of and take the merged cluster."""
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    ctx = _ctx(spark, tmp_path)
+    exact = exact_dedup(ctx, _near_dup_frame(spark), ExactDedupParams(stage="exact_dedup"))
+    out = minhash_dedup(ctx, exact, MinHashDedupParams(stage="minhash_dedup", threshold=0.7))
+    got = {r["id"]: (r[REMOVED_BY], r["dup_cluster"], r["dup_cluster_size"], r["dup_of"]) for r in out.collect()}
+    # d1, d2 (its exact copy) and d3 (one word changed, longer: the survivor) are one cluster of three
+    assert got["d3"] == (None, "d1", 3, None)
+    assert got["d1"] == ("minhash_dedup:near_duplicate", "d1", 3, "d3")
+    assert got["d2"] == ("exact_dedup:duplicate", "d1", 3, "d1")  # exact-removed: keeps its dup_of
+    exact_cluster = {r["id"]: r["dup_cluster"] for r in exact.collect()}  # small: 9 rows
+    assert got["d4"][1:3] == (exact_cluster["d4"], 1)  # unrelated: keeps its own (exact) cluster
+    assert got["e1"] == (None, "e1", 1, None)  # empty: a cluster of its own, never a duplicate
+    assert sorted(v[2] for k, v in got.items() if k in ("ca", "cb", "cc")) == [3, 3, 3]  # the chain: one cluster

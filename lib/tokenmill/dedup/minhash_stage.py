@@ -146,10 +146,13 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     n_verified = edges.count()
     roots, cc_log = components(edges, params.max_rounds)
     decided, csize = _survivors(sigs, roots, old_ids, params)
-    out = df.join(decided, ID, "left")
-    out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
-           .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
-           .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
+    if DUP_CLUSTER in df.columns and DUP_CLUSTER_SIZE in df.columns:
+        out = _merged_with_earlier_clusters(df, decided, roots)
+    else:
+        out = df.join(decided, ID, "left")
+        out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
+               .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
+               .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
     out = mark_removed(out, F.coalesce(F.col("__removed"), F.lit(False)), ctx.label, "near_duplicate")
     report = _report(shared, csize, params, n_candidates, n_verified, cc_log)
     if params.estimate_sample:
@@ -158,6 +161,33 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
         report["index"] = _stage_index(ctx, sigs, indexed, index, params)
     ctx.report_all(report)
     return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
+
+
+def _merged_with_earlier_clusters(df: DataFrame, decided: DataFrame, roots: DataFrame) -> DataFrame:
+    """The near clusters joined with the clusters of an earlier dedup stage (exact_dedup): an exact cluster
+    inside a near cluster is one cluster, whose size counts every member (the kept documents of the near
+    cluster weigh their exact cluster's size), and the rows the earlier stage removed take their survivor's
+    near cluster and size (keeping their `dup_of`). A survivor not in any near cluster keeps its cluster."""
+    prev = {DUP_CLUSTER: "__pc", DUP_CLUSTER_SIZE: "__ps", DUP_OF: "__po"}
+    base = df
+    for name, alias in prev.items():
+        base = base.withColumnRenamed(name, alias) if name in df.columns else base.withColumn(alias, F.lit(None))
+    is_live = live(base)
+    weights = base.where(is_live).select(F.col(ID).alias("node"), F.coalesce(F.col("__ps"), F.lit(1)).alias("w"))
+    weighted = roots.join(weights, "node").groupBy("root").agg(F.sum("w").cast("long").alias("__wsize"))
+    out = base.join(decided.join(weighted, "root", "left"), ID, "left")
+    out = (out.withColumn(DUP_CLUSTER, F.when(is_live, F.coalesce(F.col("root"), F.col("__pc"), F.col(ID))))
+           .withColumn(DUP_CLUSTER_SIZE, F.when(is_live, F.coalesce(F.col("__wsize"), F.col("__ps"), F.lit(1))))
+           .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
+    # One row per earlier cluster (its live survivor): where the rows it removed now belong.
+    moved = (out.where(is_live & F.col("__pc").isNotNull()).groupBy(F.col("__pc").alias("__mc"))
+             .agg(F.min(DUP_CLUSTER).alias("__nc"), F.min(DUP_CLUSTER_SIZE).alias("__ns")))
+    out = out.join(moved, F.col("__pc") == F.col("__mc"), "left")
+    out = (out.withColumn(DUP_CLUSTER, F.when(is_live, F.col(DUP_CLUSTER)).otherwise(F.coalesce("__nc", "__pc")))
+           .withColumn(DUP_CLUSTER_SIZE, F.when(is_live, F.col(DUP_CLUSTER_SIZE))
+                       .otherwise(F.coalesce("__ns", "__ps")))
+           .withColumn(DUP_OF, F.when(is_live, F.col(DUP_OF)).otherwise(F.col("__po"))))
+    return out.drop("__pc", "__ps", "__po", "__mc", "__nc", "__ns", "__wsize")
 
 
 def _band_rows(spark, sigs: DataFrame, indexed: list[str]) -> tuple[DataFrame, DataFrame, DataFrame | None]:
