@@ -130,7 +130,10 @@ def benchmarks(tmp_path):
     entries = _write_benchmarks(tmp_path / "bench")
     # MMLU's second item shares the common phrase with three training documents
     mmlu = tmp_path / "bench" / "mmlu.jsonl"
-    rows = MMLU + [{"question": COMMON + "?", "subject": "misc", "choices": ["yes", "no"], "answer": 0}]
+    # (a small part of that item: a stock phrase, not a copy of the item)
+    rows = MMLU + [{"question": COMMON + " when they train, so which weekly plan suits a first-time marathon runner "
+                                "best in the final six weeks before the race?", "subject": "misc",
+                    "choices": ["three long runs", "daily sprints", "rest only", "swimming"], "answer": 0}]
     mmlu.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return entries
 
@@ -205,9 +208,9 @@ def test_remove_and_cut_exact_text(spark, tmp_path, benchmarks):
     expected = text[:start - 200].strip() + "\n\n" + text[end + 200:].strip()
     assert rows["verbatim"][REMOVED_BY] is None and rows["verbatim"]["text"] == expected
     assert len(text[:start - 200].strip()) >= 200 and len(text[end + 200:].strip()) >= 200
-    # short documents have nothing left; rephrased copies go whole; clean documents are untouched
+    # short documents have nothing left (a rephrased copy is cut like a quote); clean documents are untouched
     assert rows["arc"][REMOVED_BY] == "decontaminate:nothing_left"
-    assert rows["rephrased"][REMOVED_BY] == "decontaminate:rephrased"
+    assert rows["rephrased"][REMOVED_BY] == "decontaminate:nothing_left"
     assert rows["unrelated"]["text"] == docs["unrelated"] and rows["unrelated"][REMOVED_BY] is None
     two = FILLER_A + GSM8K[0]["question"] + " " + FILLER_B + " " + GSM8K[1]["question"] + " " + FILLER_A
     out = decontaminate(ctx, _frame(spark, {"two": two}), DecontamParams(
@@ -279,3 +282,96 @@ def test_sample_pipeline_flags_the_forum_quotes(sample_run, sample_dir, spark):
     report = result.manifest["output"]["decontamination"]["benchmarks"]["gsm8k"]
     assert (report["items_found"], report["documents"]) == (4, 4)
     assert (out / "decontamination.csv").read_text().count("\n") == 5
+
+
+def _bench_file(folder, name, rows) -> dict:
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"preset": name, "path": str(path)}
+
+
+def test_viral_item_is_flagged_everywhere_and_reported(spark, tmp_path):
+    """An item copied into more documents than `max_docs_per_ngram` is the worst contamination: flagged in
+    every copy; a stock phrase that is a small part of an item is still ignored, and both are reported."""
+    viral = GSM8K[1]["question"]
+    phrase = "in the following passage the author argues that the most important reason for the change was"
+    mmlu = [{"question": phrase + " the cost of grain in the northern provinces during the long drought of the "
+             "previous decade, which is?", "subject": "history", "choices": ["cost", "war", "trade", "law"],
+             "answer": 0}]
+    benches = [_bench_file(tmp_path / "b", "gsm8k", GSM8K), _bench_file(tmp_path / "b", "mmlu", mmlu)]
+    docs = {f"copy{i}": f"Thread {i}: {viral} Thanks for any help!" for i in range(4)}
+    docs |= {f"stock{i}": f"Essay {i}: {phrase} money, said the teacher." for i in range(3)}
+    docs["clean"] = FILLER_A
+    ctx = _ctx(spark, tmp_path)
+    out = decontaminate(ctx, _frame(spark, docs), DecontamParams(stage="decontaminate", benchmarks=benches,
+                                                                 max_docs_per_ngram=2))
+    got = {r["id"]: r["contaminated_by"] for r in out.collect() if r["contaminated_by"]}
+    assert got == {f"copy{i}": ["gsm8k:1"] for i in range(4)}  # 0/4 before: every n-gram was "common"
+    common = ctx.reported("decontaminate")["common"]
+    # the question's n-grams are 11 of the item's 16 (question and worked answer)
+    assert common["gsm8k"]["viral_items"] == [{"item": "1", "common_share": 0.688, "max_docs_per_ngram": 4}]
+    assert common["gsm8k"]["ignored_common_ngrams"] == 0
+    assert common["mmlu"]["viral_items"] == [] and common["mmlu"]["items_partly_common"] == 1
+    assert common["mmlu"]["ignored_common_ngrams"] == len(tokens(phrase)) - 13 + 1
+
+
+def test_math_numbers_must_sit_with_the_matching_text(spark, tmp_path):
+    """The number match needs the item's numbers within a window around its matching phrases; n-grams of
+    numbers only match nothing; `cut` removes the rephrased span, not the document."""
+    counting = [{"question": "Count the pages: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 and tell how many are even "
+                             "in the 15 pages.", "answer": "7"}]
+    benches = [_bench_file(tmp_path / "b", "gsm8k", GSM8K + counting)]
+    rephrased = _docs()["rephrased"]
+    docs = {
+        # the question's phrases up front, its numbers 150 words later (a long page, not a copy)
+        "far": "How many pears does Mara have left after the market? " + FILLER_A * 3
+               + " In 14 of the 36 towns, 58 shops closed.",
+        "pages": "Forum index, page: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 Next",
+        "near": FILLER_A * 2 + rephrased + " " + FILLER_B * 2,
+    }
+    ctx = _ctx(spark, tmp_path)
+    params = DecontamParams(stage="decontaminate", benchmarks=benches, max_docs_per_ngram=0)
+    got = {r["id"]: r["contaminated_by"] for r in decontaminate(ctx, _frame(spark, docs), params).collect()
+           if r["contaminated_by"]}
+    assert got == {"near": ["gsm8k:0"]}
+    params = DecontamParams(stage="decontaminate", benchmarks=benches, max_docs_per_ngram=0, action="cut")
+    row = decontaminate(ctx, _frame(spark, {"near": docs["near"]}), params).first()
+    start = docs["near"].index("14 crates")  # the item's numbers and shared phrases: the span cut
+    end = docs["near"].index("pears does Mara have left") + len("pears does Mara have left")
+    assert row[REMOVED_BY] is None
+    assert row["text"] == docs["near"][:start - 200].strip() + "\n\n" + docs["near"][end + 200:].strip()
+    assert row["contamination"][0]["excerpt"] == docs["near"][start:end]
+
+
+def test_short_items_whole_and_choice_labels(spark, tmp_path):
+    """A short question (under 13 words) is matched whole without its choices; a copy with `A. ... B. ...`
+    labels matches the item's choice list."""
+    arc = [{"id": "Mercury_1", "question": "Which gas do green plants absorb from the air?",
+            "choices": {"text": ["carbon dioxide", "oxygen", "helium", "neon"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "A"}]
+    mmlu = [{"question": "Which planet is closest to the sun?", "subject": "astronomy",
+             "choices": ["Mercury", "Venus", "Earth", "Mars"], "answer": 0}]
+    benches = [_bench_file(tmp_path / "b", "arc_easy", arc), _bench_file(tmp_path / "b", "mmlu", mmlu)]
+    docs = {"question_only": "Science quiz: which gas do green plants absorb from the air? Answers on Monday.",
+            "labelled": "Q7. Which planet is closest to the Sun?\nA. Mercury\nB. Venus\nC. Earth\nD. Mars\n",
+            "other": "Which gas do we breathe out? Mostly the same air, said the coach."}
+    ctx = _ctx(spark, tmp_path)
+    out = decontaminate(ctx, _frame(spark, docs), DecontamParams(stage="decontaminate", benchmarks=benches))
+    got = {r["id"]: r["contaminated_by"] for r in out.collect() if r["contaminated_by"]}
+    assert got == {"question_only": ["arc_easy:Mercury_1"], "labelled": ["mmlu:0"]}
+
+
+def test_math_dropped_ngrams_counted_per_benchmark():
+    from tokenmill.decontam.benchmarks import Item, MathMatch
+    from tokenmill.decontam.index import build_index
+
+    gsm = [Item("gsm8k", str(i), f"Tom has {10 + i} apples and buys {20 + i} more. How many apples does Tom have now?",
+                f"Tom has {10 + i} apples and buys {20 + i} more. How many apples does Tom have now?")
+           for i in range(12)]
+    math = [Item("math", "0", "Find the sum of 17 and 29 squared.", "Find the sum of 17 and 29 squared.")]
+    specs = [resolve({"name": "gsm8k", "path": "x.jsonl", "fields": ["question"], "math": MathMatch()}, "t"),
+             resolve({"name": "math", "path": "y.jsonl", "fields": ["problem"], "math": MathMatch()}, "t")]
+    index = build_index(specs, {"gsm8k": gsm, "math": math}, 13, 8)
+    assert index.stats["gsm8k"]["math_common_ngrams_dropped"] > 0  # "how many apples" in all 12 items
+    assert index.stats["math"]["math_common_ngrams_dropped"] == 0

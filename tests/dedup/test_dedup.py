@@ -188,11 +188,13 @@ def test_minhash_dedup_clusters(spark, tmp_path):
     assert got["d2"] == ("minhash_dedup:near_duplicate", "d1", 3, "d3")
     assert got["d4"] == (None, "d4", 1, None) and got["d5"] == (None, "d5", 1, None)
     assert got["e1"] == (None, "e1", 1, None)
-    # Transitivity: ca ~ cb ~ cc are one cluster around the smallest id.
-    assert {got[k][1] for k in ("ca", "cb", "cc")} == {"ca"} and got["ca"][2] == 3
-    assert sum(1 for k in ("ca", "cb", "cc") if got[k][0] is None) == 1
+    # The chain ca ~ cb ~ cc (ca and cc below the threshold) is one connected component, but a document is
+    # only removed for a survivor it is itself similar to: cb goes for ca, cc (Jaccard 0.66 with ca) stays.
+    assert got["ca"] == (None, "ca", 2, None) and got["cb"] == ("minhash_dedup:near_duplicate", "ca", 2, "ca")
+    assert got["cc"] == (None, "cc", 1, None)
     report = ctx.reported("minhash_dedup")
     assert report["candidate_pairs"] >= report["pairs_after_verification"] >= 4
+    assert report["connected_components"]["reclustered"] == 1
     assert report["connected_components"]["converged"]
 
 
@@ -334,13 +336,14 @@ def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
     (run_dir,) = [p for p in (index / "runs").iterdir()]  # committed; no temporary folder left beside it
     assert json.loads((run_dir / "manifest.json").read_text())["documents"] == 3
     assert spark.read.parquet(str(run_dir / "signatures")).count() == 3
-    assert spark.read.parquet(str(run_dir / "bands")).count() == 3 * 14
+    assert (report["bands"], report["rows"]) == (17, 5)  # chosen for recall at 0.7 (none given)
+    assert spark.read.parquet(str(run_dir / "bands")).count() == 3 * 17
     assert json.loads((index / "index.json").read_text())["num_perm"] == 112
     assert go().skipped is True  # the index the stage updates itself is not an input of its fingerprint
 
-    data["stages"][1].update(num_perm=128, bands=16)
+    data["stages"][1].update(num_perm=128, bands=16, rows=5)
     with pytest.raises(ConfigError, match=r"index .*index was built with other MinHash settings; "
-                                          r"num_perm: index 112, config 128, bands: index 14, config 16"):
+                                          r"num_perm: index 112, config 128, bands: index 17, config 16"):
         go()
 
 
@@ -406,4 +409,79 @@ def test_exact_clusters_merge_into_near_clusters(spark, tmp_path):
     exact_cluster = {r["id"]: r["dup_cluster"] for r in exact.collect()}  # small: 9 rows
     assert got["d4"][1:3] == (exact_cluster["d4"], 1)  # unrelated: keeps its own (exact) cluster
     assert got["e1"] == (None, "e1", 1, None)  # empty: a cluster of its own, never a duplicate
-    assert sorted(v[2] for k, v in got.items() if k in ("ca", "cb", "cc")) == [3, 3, 3]  # the chain: one cluster
+    assert sorted(v[2] for k, v in got.items() if k in ("ca", "cb", "cc")) == [1, 2, 2]  # cc: not like ca
+
+
+def _near_threshold_frame(spark):
+    """Originals of 300 words, each with copies whose Jaccard of 5-gram sets lies close to 0.75 (one word in
+    about 40-70 changed), and the exact Jaccard of every copy with its original."""
+    import random
+
+    from tokenmill.dedup.minhash import MinHashSpec, shingle_hashes
+
+    rng = random.Random(11)
+    vocab = _words("n", 4000)
+    rows, truth = [], {}
+    for g in range(40):
+        base = [rng.choice(vocab) for _ in range(300)]
+        rows.append((f"o{g:02d}", " ".join(base + ["extra"])))  # the longest: the survivor
+        for c in range(3):
+            words = list(base)
+            for i in rng.sample(range(300), rng.randint(6, 12)):
+                words[i] = rng.choice(vocab)
+            rows.append((f"o{g:02d}-{c}", " ".join(words)))
+    h, o = shingle_hashes([t for _, t in rows], MinHashSpec())
+    sets = {rows[i][0]: set(h[o[i]:o[i + 1]].tolist()) for i in range(len(rows))}
+    for doc_id, _ in rows:
+        if "-" in doc_id:
+            a, b = sets[doc_id], sets[doc_id.split("-")[0]]
+            truth[doc_id] = len(a & b) / len(a | b)
+    df = spark.createDataFrame([(i, "s", None, t, None) for i, t in rows],
+                               "id string, source string, url string, text string, removed_by string")
+    return df, truth
+
+
+def test_near_threshold_pairs_decided_by_exact_jaccard(spark, tmp_path):
+    """Copies around the threshold: with exact verification a copy is removed exactly when its Jaccard
+    with its original reaches 0.75 (the signature estimate, +-0.04, decided several wrongly)."""
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
+
+    df, truth = _near_threshold_frame(spark)
+    assert 0.2 < sum(j >= 0.75 for j in truth.values()) / len(truth) < 0.8  # both sides of the threshold
+    ctx = _ctx(spark, tmp_path)
+
+    def removed(verify):
+        out = minhash_dedup(ctx, df, MinHashDedupParams(stage="minhash_dedup", threshold=0.75, verify=verify))
+        return {r["id"] for r in out.where(F.col(REMOVED_BY).isNotNull()).collect()}
+
+    expected = {k for k, j in truth.items() if j >= 0.75}
+    assert removed("exact") == expected
+    report = ctx.reported("minhash_dedup")
+    assert (report["bands"], report["rows"], report["verify"]) == (16, 6, "exact")
+    assert report["estimate"]["precision"] == 1.0 and report["estimate"]["recall"] == 1.0
+    wrong = removed("estimate") ^ expected
+    assert wrong  # the estimate misjudges pairs this close to the threshold
+
+
+def test_bands_chosen_from_threshold_and_warned_when_far(caplog):
+    from tokenmill.dedup.minhash import bands_for_recall, candidate_probability
+    from tokenmill.dedup.minhash_stage import MinHashDedupParams
+
+    p = MinHashDedupParams(stage="minhash_dedup", threshold=0.5)
+    assert (p.bands, p.rows) == bands_for_recall(0.5, 112) == (23, 3)
+    assert candidate_probability(0.5, 23, 3) >= 0.95 > candidate_probability(0.5, 14, 8)
+    assert (MinHashDedupParams(stage="minhash_dedup").bands, MinHashDedupParams(stage="minhash_dedup").rows) == (13, 7)
+    # without verification the balanced choice (equal weight on false positives and negatives)
+    p = MinHashDedupParams(stage="minhash_dedup", threshold=0.8, verify="none")
+    assert (p.bands, p.rows) == choose_bands(0.8, 112)[:2]
+    assert MinHashDedupParams(stage="minhash_dedup", verify=True).verify == "exact"  # the old boolean still reads
+    with caplog.at_level("WARNING", logger="tokenmill.dedup"):
+        MinHashDedupParams(stage="minhash_dedup", threshold=0.5, bands=14, rows=8)
+    assert "14 bands x 8 rows: P(candidate) 5% at threshold 0.5" in caplog.text
+    assert "recommended 23 x 3: 95%" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tokenmill.dedup"):
+        MinHashDedupParams(stage="minhash_dedup", threshold=0.8, bands=14, rows=8)  # FineWeb's: close enough
+    assert caplog.text == ""
+    with pytest.raises(ValueError, match="give both `bands` and `rows`, or neither"):
+        MinHashDedupParams(stage="minhash_dedup", bands=10)

@@ -106,6 +106,43 @@ def test_lingua_restricted_set_and_unknown_language():
         identify([UNAMBIGUOUS["de"]], _spec(backend="lingua", lingua={"languages": ["en", "kl"]}))
 
 
+def test_cascade_keeps_fast_answers_outside_the_accurate_set():
+    """lingua restricted to eight languages may not replace CLD2's Swedish or Afrikaans with the nearest
+    listed language (it did: Swedish -> German, Afrikaans -> Dutch); where CLD2 has no answer, it answers."""
+    cascade = {"fast": "cld2", "accurate": "lingua", "min_score": 0.99, "min_chars": 200}
+    spec = _spec(backend="cascade", cascade=cascade, lingua={"languages": SAMPLE_LANGS})
+    texts = ["utredningen inrättar", "lokalförsörjningsnämndens hjälp", "daarop gewerk", "Die Kinder gingen jeden Abend"]
+    r = identify(texts, spec)
+    assert list(zip(r.lang, r.backend, strict=True)) == [
+        ("sv", "cld2"), ("sv", "cld2"), ("af", "cld2"), ("de", "lingua")]
+    assert r.score[:3] == identify(texts[:3], _spec(backend="cld2")).score  # the fast score, kept
+    # lingua with every language may answer for all of them
+    r = identify(texts, _spec(backend="cascade", cascade=cascade))
+    assert r.backend == ["lingua"] * 4
+
+
+def test_cascade_keeps_the_fast_answer_when_the_accurate_one_is_und(tmp_path):
+    """The safeguard runs: CLD2 (accurate here) has no answer for a short German phrase, so fastText's stays."""
+    model = _train_fasttext(tmp_path / "lid.tiny.bin")
+    text = "Die Kinder gingen jeden Abend"
+    assert identify([text], _spec(backend="cld2")).lang == ["und"]
+    fast = identify([text], _spec(backend="fasttext", fasttext={"model": model}))
+    cascade = {"fast": "fasttext", "accurate": "cld2", "min_score": 1.0, "min_chars": 200}
+    r = identify([text], _spec(backend="cascade", cascade=cascade, fasttext={"model": model}))
+    assert (r.lang, r.score, r.backend) == (fast.lang, fast.score, ["fasttext"]) and fast.lang == ["de"]
+
+
+def test_min_letters_counts_ideographs_and_marks():
+    """A Han, kana or Hangul character counts as a word's worth of letters, a vowel sign as a letter: short
+    Chinese, Japanese, Korean and Indic texts are identified, not `und`."""
+    from tokenmill.langid.text import letters
+
+    assert letters("浙江") == 10 and letters("ごに") == 10 and letters("hello") == 5
+    assert letters("नमस्ते") == 6  # four letters and two vowel signs
+    r = identify(["浙江省杭州市", "東京都の天気", "서울 날씨", "मैं घर जा रहा हूँ", "வணக்கம் உலகம்"], _spec(backend="lingua"))
+    assert r.lang == ["zh", "ja", "ko", "hi", "ta"]
+
+
 def test_backends_load_once_per_process():
     spec = BackendSpec("cld2")
     get_backend(spec)
@@ -130,9 +167,11 @@ def test_cascade_asks_lingua_only_for_unsure_rows(spark, tmp_path):
     texts = [r["text"] for r in rows] + [" ".join([UNAMBIGUOUS["de"]] * 4)]
     cascade = {"fast": "cld2", "accurate": "lingua", "min_score": 0.9, "min_chars": 150}
     fast = identify(texts, _spec(backend="cld2"))
-    unsure = {i for i, (t, s) in enumerate(zip(texts, fast.score, strict=True)) if s < 0.9 or len(t) < 150}
-    assert 0 < len(unsure) < len(texts)
     every = sorted({r["lang"] for r in rows})  # lingua knows every language here, so it never answers `und`
+    # asked: unsure answers within lingua's set (CLD2's answers outside it, e.g. Galician, are kept)
+    unsure = {i for i, (t, s) in enumerate(zip(texts, fast.score, strict=True))
+              if (s < 0.9 or len(t) < 150) and fast.lang[i] in {*every, "und"}}
+    assert 0 < len(unsure) < len(texts)
     params = LangidParams(stage="langid", backend="cascade", cascade=cascade, lingua={"languages": every})
     df = langid(_ctx(spark, tmp_path), _frame(spark, texts), params)
     by_backend = {r["lang_backend"]: r["count"] for r in df.groupBy("lang_backend").count().collect()}

@@ -195,16 +195,19 @@ def fineweb_run(spark, sample_dir, tmp_path_factory):
 def test_fineweb_pipeline_exact_counts(fineweb_run, spark):
     cfg, out, result = fineweb_run
     stages = {s["stage"]: s for s in result.manifest["stages"]}
-    assert stages["gopher_repetition"]["rows_in"] == 320
+    # FineWeb keeps English with a language score of 0.65 or more: the sample is multilingual (57 English)
+    assert stages["language_filter"]["removed"] == {"language": 263}
+    assert set(result.manifest["output"]["languages"]["kept"]) == {"en"}
+    assert stages["gopher_repetition"]["rows_in"] == 57
     assert stages["gopher_repetition"]["removed"] == {
-        "dup_para_frac": 14, "duplicated_10_n_grams": 3, "duplicated_5_n_grams": 223, "duplicated_6_n_grams": 6,
-        "duplicated_7_n_grams": 5, "duplicated_8_n_grams": 7, "duplicated_9_n_grams": 5, "top_2_gram": 6}
+        "dup_para_frac": 10, "duplicated_10_n_grams": 2, "duplicated_5_n_grams": 26, "duplicated_6_n_grams": 1,
+        "duplicated_8_n_grams": 1, "top_2_gram": 6}
     assert stages["gopher_quality"]["removed"] == {"gopher_short_doc": 4}
     assert stages["c4"]["removed"] == {} and stages["fineweb"]["removed"] == {}
-    assert result.manifest["output"]["rows"] == 47
+    assert result.manifest["output"]["rows"] == 7
     # Every rule a document fails is counted, not only the first.
     failed = result.manifest["output"]["quality"]["failed_by_rule"]["gopher_repetition"]
-    assert failed["duplicated_5_n_grams"] >= 223 and sum(failed.values()) > 269
+    assert failed["duplicated_5_n_grams"] >= 26 and sum(failed.values()) > 46
     removed = spark.read.parquet(f"{out}/removed").where(F.col(REMOVED_BY).startswith("gopher_repetition:"))
     row = removed.where(F.size("quality_failed") > 1).first()
     assert row["quality_failed"][0] == row[REMOVED_BY].split(":")[1]
@@ -216,11 +219,11 @@ def test_fineweb_pipeline_exact_counts(fineweb_run, spark):
 
 def test_threshold_override_from_command_line(fineweb_run, spark):
     cfg, out, _ = fineweb_run
-    plan = load_pipeline(str(cfg), [f"output={out}-override", "stages[5].overrides.gopher_short_doc.min=100"])
+    plan = load_pipeline(str(cfg), [f"output={out}-override", "stages[6].overrides.gopher_short_doc.min=150"])
     result = run(spark, plan)
     stages = {s["stage"]: s for s in result.manifest["stages"]}
-    assert stages["gopher_repetition"]["rows_out"] == 51  # the same up to the overridden stage
-    assert stages["gopher_quality"]["removed"]["gopher_short_doc"] > 4
+    assert stages["gopher_repetition"]["rows_out"] == 11  # the same up to the overridden stage
+    assert stages["gopher_quality"]["removed"]["gopher_short_doc"] == 6  # also the kept 112 and 131 words
 
 
 def test_quality_rules_job_reapplies_thresholds(fineweb_run, capsys, tmp_path):
@@ -232,11 +235,11 @@ def test_quality_rules_job_reapplies_thresholds(fineweb_run, capsys, tmp_path):
     _, out, _ = fineweb_run
     report = tmp_path / "rules.json"
     args = argparse.Namespace(input=str(out), rules="gopher_quality", out=str(report), spark_profile="test",
-                              set=["overrides.gopher_short_doc.min=100", "disable=[gopher_long_doc]"])
+                              set=["overrides.gopher_short_doc.min=150", "disable=[gopher_long_doc]"])
     assert quality_rules_job(args) == 0
     result = json.loads(report.read_text())
-    assert result["documents"] == 47
-    assert result["failed_by_rule"] == {"gopher_short_doc": 2} and result["kept"] == 45
+    assert result["documents"] == 7  # kept documents of 112, 131, 150, 192, 197, 199 and 212 words
+    assert result["failed_by_rule"] == {"gopher_short_doc": 2} and result["kept"] == 5
     printed = capsys.readouterr().out
     assert "gopher_short_doc" in printed and "gopher_long_doc" not in printed  # disabled
     with pytest.raises(ConfigError, match="rewrites lines"):

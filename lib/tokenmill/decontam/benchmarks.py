@@ -81,6 +81,7 @@ class Item:
     item_id: str
     text: str  # the fields joined
     math_text: str | None  # the fields the number match uses
+    short_text: str | None = None  # the first field alone (of several): matched whole when it is short
 
 
 def _flatten(value: Any) -> str:
@@ -138,7 +139,8 @@ def load_items(spec: BenchmarkSpec) -> list[Item]:
         text = "\n".join(_flatten(_field(row, f, spec, index)) for f in spec.fields)
         item_id = str(_field(row, spec.id_field, spec, index)) if spec.id_field else str(index)
         math_text = "\n".join(_flatten(_field(row, f, spec, index)) for f in math_fields) if spec.math else None
-        items.append(Item(spec.name, item_id, text, math_text))
+        short = _flatten(_field(row, spec.fields[0], spec, index)) if len(spec.fields) > 1 else None
+        items.append(Item(spec.name, item_id, text, math_text, short))
     if not items:
         raise ConfigError(f"benchmark {spec.name}: split {spec.split!r} has no items")
     return items

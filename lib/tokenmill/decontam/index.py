@@ -20,6 +20,25 @@ from ..text.ngrams import TokenHasher, batch_ngrams, ngram_hashes, token_spans, 
 from .benchmarks import BenchmarkSpec, Item
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A multiple-choice label ("A.", "(B)", "C)", "D:") standing alone: MMLU and ARC copies carry them, the
+# datasets' choice lists do not. Blanked to spaces of the same length, so character offsets stay valid.
+_LABEL = re.compile(r"(?<!\S)[(\[]?[A-J][.):\]](?=\s|$)")
+
+
+def unlabel(text: str) -> str:
+    """``text`` with standalone choice labels blanked (same length)."""
+    return _LABEL.sub(lambda m: " " * len(m.group()), text) if text else text
+
+
+def _wordy(toks: list[str], n: int) -> np.ndarray:
+    """Per n-gram start of ``toks``: whether the n-gram has a token that is not a number (n-grams of
+    numbers only, "1 2 3 4 ...", say nothing about an item)."""
+    m = len(toks) - n + 1
+    if m <= 0:
+        return np.zeros(0, bool)
+    numeric = np.array([t.isdigit() for t in toks], dtype=np.int64)
+    run = np.convolve(numeric, np.ones(n, dtype=np.int64), mode="valid")
+    return run < n
 
 
 def numbers(text: str) -> set[str]:
@@ -77,6 +96,7 @@ class MathIndex:
     totals: np.ndarray  # distinct short n-grams per item (0: not a math item)
     min_overlap: np.ndarray
     nums: dict[int, frozenset[str]]
+    lengths: np.ndarray  # tokens per item's math text: the window its n-grams and numbers must share
 
 
 @dataclass
@@ -89,6 +109,10 @@ class Index:
     items: list[tuple[str, str]]  # (benchmark, item id)
     math: list[MathIndex] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+
+    def item_totals(self) -> np.ndarray:
+        """Distinct indexed n-grams per item."""
+        return np.bincount(self.table.items.astype(np.int64), minlength=len(self.items))
 
 
 def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]], n: int,
@@ -107,25 +131,37 @@ def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]
             k = len(items)
             items.append((item.benchmark, item.item_id))
             st["items"] += 1
-            th = hasher(tokens(item.text))
+            toks = tokens(unlabel(item.text))
+            th = hasher(toks)
             if len(th) >= n:
-                hs = np.unique(ngram_hashes(th, n))
-            elif len(th) >= min_item_tokens:
+                hs = np.unique(ngram_hashes(th, n)[_wordy(toks, n)])
+            elif len(th) >= min_item_tokens and _wordy(toks, len(toks)).all():
                 hs = ngram_hashes(th, len(th))
                 lengths.add(len(th))
                 st["indexed_whole"] += 1
             else:
                 st["too_short"] += 1
                 hs = np.zeros(0, np.uint64)
+            # Short items (ARC and MMLU questions): the first field alone, whole, when it is shorter than n
+            # tokens, so a copy of the question without its choices is found (GPT-3 and Llama 2 matched
+            # short items whole on normalised text).
+            if item.short_text is not None and len(th) >= n:
+                qt = tokens(unlabel(item.short_text))
+                if min_item_tokens <= len(qt) < n and _wordy(qt, len(qt)).all():
+                    hs = np.concatenate([hs, ngram_hashes(hasher(qt), len(qt))])
+                    lengths.add(len(qt))
+                    st["indexed_whole"] += 1
             st["ngrams"] += len(hs)
             pairs += [(int(h), k) for h in hs]
             if spec.math and item.math_text is not None:
                 nums = distinctive(numbers(item.math_text))
                 if len(nums) >= spec.math.min_numbers:
-                    short = np.unique(ngram_hashes(hasher(tokens(item.math_text)), spec.math.n))
+                    mtoks = tokens(item.math_text)
+                    short = np.unique(ngram_hashes(hasher(mtoks), spec.math.n)[_wordy(mtoks, spec.math.n)])
                     if len(short):
                         math_pairs.setdefault(spec.math.n, []).extend((int(h), k) for h in short)
-                        math_meta.setdefault(spec.math.n, {})[k] = (len(short), spec.math.min_overlap, nums)
+                        math_meta.setdefault(spec.math.n, {})[k] = (len(short), spec.math.min_overlap, nums,
+                                                                    len(mtoks))
                         st["math_items"] += 1
     maths = []
     for mn, mp in sorted(math_pairs.items()):
@@ -137,18 +173,55 @@ def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]
         keep = per_key <= limit
         kept_pairs = [(int(table.keys[k]), int(i)) for k in np.nonzero(keep)[0].tolist()
                       for i in table.items_of(k).tolist()]
+        # Per benchmark: the dropped n-grams among its own items' (the math sets share one table).
+        for name in {items[k][0] for k in math_meta[mn]}:
+            stats[name].setdefault("math_common_ngrams_dropped", 0)
+        for key in np.nonzero(~keep)[0].tolist():
+            for name in {items[i][0] for i in table.items_of(key).tolist()}:
+                stats[name]["math_common_ngrams_dropped"] += 1
         table = Table.build(kept_pairs)
         totals = np.zeros(len(items), np.int64)
         np.add.at(totals, table.items.astype(np.int64), 1)
         overlap = np.ones(len(items))
+        item_len = np.zeros(len(items), np.int64)
         nums = {}
-        for k, (_, ov, ns) in math_meta[mn].items():
-            overlap[k], nums[k] = ov, ns
-        for name in stats:
-            stats[name].setdefault("math_common_ngrams_dropped", 0)
-        stats[specs[0].name]["math_common_ngrams_dropped"] += int((~keep).sum())
-        maths.append(MathIndex(mn, table, totals, overlap, nums))
+        for k, (_, ov, ns, length) in math_meta[mn].items():
+            overlap[k], nums[k], item_len[k] = ov, ns, length
+        maths.append(MathIndex(mn, table, totals, overlap, nums, item_len))
     return Index(n, tuple(sorted(lengths)), Table.build(pairs), items, maths, stats=stats)
+
+
+def split_common(index: Index, common: np.ndarray, docs: np.ndarray, viral_share: float
+                 ) -> tuple[np.ndarray, dict[str, dict]]:
+    """Which common n-grams (key indices found in many documents, with their document counts) to ignore.
+
+    An n-gram common in the corpus is ignored when it is a small part of every item it belongs to (a stock
+    phrase: "which of the following is"); an item with at least ``viral_share`` of its n-grams common is a
+    viral copy, the worst contamination, and keeps all of them. (ignored keys, per benchmark: ignored
+    n-grams, items partly common, viral items)."""
+    totals = index.item_totals()
+    item_common = np.zeros(len(index.items), np.int64)
+    for k in common.tolist():
+        item_common[index.table.items_of(k)] += 1
+    share = np.divide(item_common, totals, out=np.zeros(len(totals)), where=totals > 0)
+    viral = share >= viral_share
+    ignored = [k for k in common.tolist() if not viral[index.table.items_of(k)].any()]
+    most = dict(zip(common.tolist(), docs.tolist(), strict=True))
+    report: dict[str, dict] = {}
+    for name in index.stats:
+        report[name] = {"ignored_common_ngrams": 0, "items_partly_common": 0, "viral_items": []}
+    for k in ignored:
+        for name in {index.items[i][0] for i in index.table.items_of(k).tolist()}:
+            report[name]["ignored_common_ngrams"] += 1
+    for i in np.nonzero(item_common)[0].tolist():
+        bench, item_id = index.items[i]
+        if viral[i]:
+            keys = [k for k in common.tolist() if i in index.table.items_of(k)]
+            report[bench]["viral_items"].append({"item": item_id, "common_share": round(float(share[i]), 3),
+                                                 "max_docs_per_ngram": int(max(most[k] for k in keys))})
+        else:
+            report[bench]["items_partly_common"] += 1
+    return np.array(sorted(ignored), dtype=np.int64), report
 
 
 @dataclass
@@ -165,7 +238,7 @@ def _batch(texts: list[str | None], hasher: TokenHasher) -> tuple[np.ndarray, np
     flat: list[str] = []
     sizes = np.zeros(len(present), dtype=np.int64)
     for j, i in enumerate(present):
-        toks = tokens(texts[i])  # type: ignore[arg-type]
+        toks = tokens(unlabel(texts[i]))  # type: ignore[arg-type]
         sizes[j] = len(toks)
         flat.extend(toks)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -198,41 +271,80 @@ def find_hits(texts: list[str | None], index: Index, ignored: np.ndarray | None 
 
 
 def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set[int]],
-                   batch: Batch | None = None) -> dict[int, dict[int, int]]:
-    """Per document, math items whose numbers all appear and whose short n-grams overlap enough:
-    {doc: {item: shared short n-grams}}; items already matched by n-grams (``exclude``) are skipped."""
+                   batch: Batch | None = None) -> dict[int, dict[int, tuple[int, tuple[int, int]]]]:
+    """Per document, math items rephrased in it: {doc: {item: (shared short n-grams, (start, end) chars)}}.
+
+    Within one window of twice the item's length (in tokens) the document shares at least `min_overlap` of
+    the item's short n-grams, and every distinctive number of the item appears in that window's text: a long
+    page that holds an item's numbers in one place and its phrases in another is not a copy. Items already
+    matched by n-grams (``exclude``) are skipped."""
     if not index.math:
         return {}
     flat, offsets, present = batch or _batch(texts, TokenHasher())
-    found: dict[int, dict[int, int]] = {}
+    found: dict[int, dict[int, tuple[int, tuple[int, int]]]] = {}
     for mi in index.math:
         hashes, positions = batch_ngrams(flat, offsets, mi.n)
         hit, keys = mi.table.lookup(hashes)
         if not len(hit):
             continue
-        docs = np.searchsorted(offsets, positions[hit], side="right") - 1
-        pairs = np.unique(np.stack([docs, keys], axis=1), axis=0)  # distinct (document, short n-gram)
-        first = mi.table.starts[pairs[:, 1]]
-        counts = mi.table.starts[pairs[:, 1] + 1] - first
+        pos = positions[hit]
+        docs = np.searchsorted(offsets, pos, side="right") - 1
+        first = mi.table.starts[keys]
+        counts = mi.table.starts[keys + 1] - first
         if not counts.sum():
             continue
-        # every (document, item) pair behind those n-grams, and how many n-grams each shares (vectorised)
+        # every (document, item, key, position) behind the hits (vectorised), then the pairs with enough keys
         item_ids = mi.table.items[expand_ranges(first, counts)].astype(np.int64)
-        codes = np.repeat(pairs[:, 0], counts) * len(mi.totals) + item_ids
-        uniq, shared = np.unique(codes, return_counts=True)
-        doc_of, item_of = uniq // len(mi.totals), uniq % len(mi.totals)
-        enough = (mi.totals[item_of] > 0) & (shared >= mi.min_overlap[item_of] * mi.totals[item_of])
-        doc_numbers: dict[int, set[str]] = {}
-        for d, item, count in zip(doc_of[enough].tolist(), item_of[enough].tolist(), shared[enough].tolist(),
-                                  strict=True):
+        h_doc, h_key, h_pos = np.repeat(docs, counts), np.repeat(keys, counts), np.repeat(pos, counts)
+        codes = h_doc * len(mi.totals) + item_ids
+        pair_key = np.unique(np.stack([codes, h_key], axis=1), axis=0)
+        uniq, shared = np.unique(pair_key[:, 0], return_counts=True)
+        item_of = uniq % len(mi.totals)
+        need = np.ceil(mi.min_overlap[item_of] * mi.totals[item_of])
+        candidates = uniq[(mi.totals[item_of] > 0) & (shared >= need)]
+        if not len(candidates):
+            continue
+        sel = np.isin(codes, candidates)
+        order = np.lexsort((h_pos[sel], codes[sel]))
+        c_code, c_key, c_pos = codes[sel][order], h_key[sel][order], h_pos[sel][order]
+        bounds = np.flatnonzero(np.concatenate([[True], c_code[1:] != c_code[:-1], [True]]))
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            code = int(c_code[lo])
+            d, item = code // len(mi.totals), code % len(mi.totals)
             doc = present[d]
             if item in exclude.get(doc, ()):
                 continue
-            if doc not in doc_numbers:
-                doc_numbers[doc] = numbers(texts[doc] or "")
-            if mi.nums[item] <= doc_numbers[doc]:
-                found.setdefault(doc, {})[item] = count
+            rel = c_pos[lo:hi] - int(offsets[d])
+            best = _densest(rel, c_key[lo:hi], 2 * int(mi.lengths[item]))
+            if best is None or best[0] < mi.min_overlap[item] * mi.totals[item]:
+                continue
+            count, a, b = best
+            text = texts[doc] or ""
+            _, starts, ends = token_spans(unlabel(text))
+            length = int(mi.lengths[item])
+            window = (starts[max(0, a - length)], ends[min(len(ends) - 1, b + mi.n - 1 + length)])
+            if mi.nums[item] <= numbers(text[window[0]:window[1]]):
+                # the span: the shared phrases and the item's numbers around them
+                lo, hi = starts[a], ends[min(len(ends) - 1, b + mi.n - 1)]
+                for m in _NUMBER.finditer(text, window[0], window[1]):
+                    if numbers(m.group()) & mi.nums[item]:
+                        lo, hi = min(lo, m.start()), max(hi, m.end())
+                found.setdefault(doc, {})[item] = (count, (lo, hi))
     return found
+
+
+def _densest(pos: np.ndarray, keys: np.ndarray, width: int) -> tuple[int, int, int] | None:
+    """(distinct keys, first, last position) of the window of ``width`` tokens holding the most distinct
+    keys; ``pos`` sorted."""
+    best = None
+    j = 0
+    for i in range(len(pos)):
+        while pos[i] - pos[j] >= width:
+            j += 1
+        distinct = len(set(keys[j:i + 1].tolist()))
+        if best is None or distinct > best[0]:
+            best = (distinct, int(pos[j]), int(pos[i]))
+    return best
 
 
 def spans(hits: list[Hit], starts: list[int], ends: list[int]) -> list[tuple[int, int]]:
@@ -245,6 +357,16 @@ def spans(hits: list[Hit], starts: list[int], ends: list[int]) -> list[tuple[int
         else:
             merged.append([a, b])
     return [(a, b) for a, b in merged]
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 
 
 def cut(text: str, matched: list[tuple[int, int]], margin: int, min_fragment: int) -> str:
@@ -271,7 +393,7 @@ class Decision:
     entries: list[dict]  # benchmark, item, kind, ngrams, excerpt
     text: str | None  # the cut text (cut action)
     cuts: int
-    verdict: str | None  # why the document goes: too_many_cuts, nothing_left, rephrased (cut action)
+    verdict: str | None  # why the document goes: too_many_cuts, nothing_left (cut action)
 
 
 def decide(texts: list[str | None], index: Index, action: str, margin: int, min_fragment: int,
@@ -288,24 +410,22 @@ def decide(texts: list[str | None], index: Index, action: str, margin: int, min_
     out: list[Decision | None] = [None] * len(texts)
     for doc in sorted(set(by_item) | set(rephrased)):
         text = texts[doc] or ""
-        _, starts, ends = token_spans(text)
+        _, starts, ends = token_spans(unlabel(text))
         entries = []
         for item, hs in sorted(by_item.get(doc, {}).items()):
             a, b = spans(hs, starts, ends)[0]  # the first quoted passage, whole
             bench, item_id = index.items[item]
             entries.append({"benchmark": bench, "item": item_id, "kind": "ngram",
                             "ngrams": len({h.key for h in hs}), "excerpt": text[a:b][:300]})
-        for item, count in sorted(rephrased.get(doc, {}).items()):
+        for item, (count, (a, b)) in sorted(rephrased.get(doc, {}).items()):
             bench, item_id = index.items[item]
             entries.append({"benchmark": bench, "item": item_id, "kind": "numbers", "ngrams": count,
-                            "excerpt": text[:300]})
+                            "excerpt": text[a:b][:300]})
         decision = Decision(entries, None, 0, None)
         if action == "cut":
-            matched = spans(hits.get(doc, []), starts, ends)
+            matched = _merged(spans(hits.get(doc, []), starts, ends) + [s for _, s in rephrased.get(doc, {}).values()])
             decision.cuts = len(matched)
-            if rephrased.get(doc):
-                decision.verdict = "rephrased"
-            elif len(matched) > max_cuts:
+            if len(matched) > max_cuts:
                 decision.verdict = "too_many_cuts"
             else:
                 decision.text = cut(text, matched, margin, min_fragment)

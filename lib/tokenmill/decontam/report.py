@@ -71,5 +71,14 @@ def describe_contamination(manifest: dict, label: str) -> list[str]:
         lines.append(f"{name:<16}{b['items_found']:>12,}{b['documents']:>11,}  {', '.join(b['sources'])}")
     if not report["benchmarks"]:
         lines.append("no benchmark item found")
+    stage = manifest.get("stage_reports", {}).get(label, {})
+    limit = stage.get("max_docs_per_ngram")
+    for name, c in sorted(stage.get("common", {}).items()):
+        if c["viral_items"]:
+            lines.append(f"{name}: {len(c['viral_items'])} viral item(s), most of their n-grams in more than "
+                         f"{limit} documents: flagged ({', '.join(v['item'] for v in c['viral_items'][:5])})")
+        if c["ignored_common_ngrams"]:
+            lines.append(f"{name}: {c['ignored_common_ngrams']} stock-phrase n-gram(s) of {c['items_partly_common']} "
+                         f"item(s) ignored (in more than {limit} documents, a small part of each item)")
     lines.append(f"report   {manifest['output']['path']}/decontamination.csv")
     return lines

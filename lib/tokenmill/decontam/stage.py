@@ -22,7 +22,7 @@ from ..pipeline.stage import StageContext, StageParams, live, mark_removed, regi
 from ..schema import CONTAMINATED_BY, CONTAMINATION, TEXT
 from ..text.ngrams import ngram_hashes, tokens
 from .benchmarks import BenchmarkSpec, load_items, resolve
-from .index import Index, build_index, decide, find_hits
+from .index import Index, build_index, decide, find_hits, split_common, unlabel
 from .report import describe_contamination, summarize_contamination
 
 log = logging.getLogger("tokenmill.decontam")
@@ -40,6 +40,9 @@ class DecontamParams(StageParams):
     min_item_tokens: int = Field(default=8, ge=1)  # shorter items are indexed whole down to this length
     action: Literal["flag", "remove", "cut"] = "flag"
     max_docs_per_ngram: int = Field(default=10, ge=0)  # n-grams in more documents are common phrases (0: off)
+    # ... unless they are this share of an item's n-grams or more: then the item itself is copied widely
+    # (viral), and every document holding it is flagged.
+    viral_share: float = Field(default=0.5, gt=0.0, le=1.0)
     cut_margin: int = Field(default=200, ge=0)  # NeMo Curator: 200 characters on each side
     min_fragment_chars: int = Field(default=200, ge=0)
     max_cuts: int = Field(default=10, ge=0)
@@ -100,11 +103,12 @@ def _decision_column(text: Column, bc, bc_ignored, params: DecontamParams) -> Co
     return arrow_udf(run, schema)(text)
 
 
-def _common(df: DataFrame, text: Column, bc, limit: int) -> np.ndarray:
-    """Key indices of n-grams found in more than ``limit`` documents (one small aggregation)."""
+def _common(df: DataFrame, text: Column, bc, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Key indices of n-grams found in more than ``limit`` documents, and their document counts (one small
+    aggregation)."""
     keys = df.select(F.explode(_hits_column(text, bc)).alias("k"))
-    rows = keys.groupBy("k").count().where(F.col("count") > limit).collect()  # small: common n-grams only
-    return np.array(sorted(r["k"] for r in rows), dtype=np.int64)
+    rows = sorted(keys.groupBy("k").count().where(F.col("count") > limit).collect())  # small: common ones only
+    return np.array([r["k"] for r in rows], dtype=np.int64), np.array([r["count"] for r in rows], dtype=np.int64)
 
 
 def _examples(index: Index, ignored: np.ndarray, specs: list[BenchmarkSpec], params: DecontamParams) -> list[str]:
@@ -113,7 +117,7 @@ def _examples(index: Index, ignored: np.ndarray, specs: list[BenchmarkSpec], par
     found: list[str] = []
     for spec in specs:
         for item in load_items(spec):
-            toks = tokens(item.text)
+            toks = tokens(unlabel(item.text))
             if len(toks) < params.n:
                 continue
             from ..text.ngrams import TokenHasher
@@ -136,6 +140,7 @@ def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> D
     specs, index = load_index(params, f"{ctx.config_path}: stages[{name}]")
     text = F.when(live(df), F.col(TEXT))
     report: dict = {"n": params.n, "action": params.action, "benchmarks": index.stats,
+                    "max_docs_per_ngram": params.max_docs_per_ngram,
                     "index_ngrams": int(len(index.table.keys))}
     bc = ctx.spark.sparkContext.broadcast(index)  # once; executors keep it for the whole application
     ignored = np.zeros(0, np.int64)
@@ -148,12 +153,16 @@ def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> D
         ctx.after_commit.append(df.unpersist)
         ctx.on_abort.append(df.unpersist)
         text = F.when(live(df), F.col(TEXT))
-        ignored = _common(df, text, bc, params.max_docs_per_ngram)
+        common, counts = _common(df, text, bc, params.max_docs_per_ngram)
+        ignored, per_bench = split_common(index, common, counts, params.viral_share)
         report["ignored_common_ngrams"] = int(len(ignored))
+        report["common"] = per_bench
         report["ignored_examples"] = _examples(index, ignored, specs, params) if len(ignored) else []
-        if len(ignored):
-            log.info("decontaminate: ignoring %d n-grams found in more than %d documents",
-                     len(ignored), params.max_docs_per_ngram)
+        viral = sum(len(b["viral_items"]) for b in per_bench.values())
+        if len(common):
+            log.info("decontaminate: %d n-grams are in more than %d documents: %d ignored as stock phrases, "
+                     "the rest belong to %d viral item(s), flagged", len(common), params.max_docs_per_ngram,
+                     len(ignored), viral)
     bc_ignored = ctx.spark.sparkContext.broadcast(ignored)  # small: the common n-grams' key indices
     ctx.report_all(report)
     tmp = "__decontam"

@@ -12,6 +12,7 @@ the space-joined words), so signatures can be checked against the library users 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -223,6 +224,48 @@ def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_wei
                 best = (err, b, r, fp, fn)
     assert best is not None
     return best[1], best[2], best[3], best[4]
+
+
+@functools.cache
+def bands_for_recall(threshold: float, num_perm: int, recall: float = 0.95) -> tuple[int, int]:
+    """(bands, rows) with P(candidate) >= ``recall`` at ``threshold`` and the least false-positive area below
+    it (fewest candidates to verify); the highest-recall pair when none reaches ``recall``. For a stage that
+    verifies its candidates: a missed pair is lost, a false candidate only costs one comparison."""
+    best, fallback = None, None
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            p = candidate_probability(threshold, b, r)
+            fp = _integrate(lambda s, b=b, r=r: candidate_probability(s, b, r), 0.0, threshold)
+            if p >= recall and (best is None or fp < best[0] - 1e-12):
+                best = (fp, b, r)
+            if fallback is None or p > fallback[0] + 1e-12:
+                fallback = (p, b, r)
+    assert fallback is not None
+    return (best[1], best[2]) if best else (fallback[1], fallback[2])
+
+
+@functools.cache
+def bands_for(threshold: float, num_perm: int, verified: bool = True) -> tuple[int, int]:
+    """The (bands, rows) a stage uses when none are given: for recall at the threshold when its candidates are
+    verified, else the balanced choice (equal weight on false-positive and false-negative area)."""
+    if verified:
+        return bands_for_recall(threshold, num_perm)
+    b, r, _, _ = choose_bands(threshold, num_perm)
+    return b, r
+
+
+def bands_warning(bands: int, rows: int, threshold: float, recommended: tuple[int, int]) -> str | None:
+    """A message when given bands x rows are far from the threshold: less than half the pairs at the threshold
+    become candidates, or the S-curve's steepest point is more than 0.1 away from it."""
+    p = candidate_probability(threshold, bands, rows)
+    steep = threshold_of(bands, rows)
+    if p >= 0.5 and abs(steep - threshold) <= 0.1:
+        return None
+    b, r = recommended
+    why = "pairs at the threshold are missed" if p < 0.5 else "many pairs below the threshold become candidates"
+    return (f"{bands} bands x {rows} rows: P(candidate) {p:.0%} at threshold {threshold}, S-curve steepest near "
+            f"{steep:.2f} ({why}); recommended {b} x {r}: {candidate_probability(threshold, b, r):.0%} at the "
+            f"threshold (leave bands and rows out to use it)")
 
 
 def s_curve(bands: int, rows: int, points: tuple[float, ...] = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)

@@ -2,11 +2,12 @@
 connected components in Spark and a deterministic survivor per cluster.
 
 1. Signatures and band keys per live document, in Arrow batches (numpy; see minhash.py).
-2. LSH: (band, key, id) rows grouped by (band, key); every bucket emits star edges from its members to its
-   smallest id, never all pairs, so a boilerplate bucket of 10^5 pages costs 10^5 edges. Bucket sizes are
-   reported.
-3. Verification (on by default): an edge whose estimated Jaccard (equal signature slots) is below the
-   threshold is dropped, so LSH false positives do not chain unrelated documents together.
+2. LSH with bands chosen for recall at the threshold unless given: (band, key, id) rows grouped by
+   (band, key); a bucket of up to `all_pairs_max` documents gives all its pairs, a larger one star edges
+   from its members to its smallest id, so a boilerplate bucket of 10^5 pages costs 10^5 edges.
+3. Verification (on by default): an edge whose exact Jaccard (the two documents' shingle sets) is below the
+   threshold is dropped, so LSH false positives do not chain unrelated documents together and pairs near the
+   threshold are decided by their true similarity, not a +-0.04 estimate.
 4. Connected components (components.py), then the survivor of each cluster by the stated policy (source
    priority, preferred columns, length, then the smallest id): the others are removed with `dup_of`.
 Everything keys on the stable document ids, so the same input gives the same output for any partitioning.
@@ -24,7 +25,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -35,7 +36,15 @@ from ..pipeline.commit import StagedOutput, committed_children
 from ..pipeline.stage import StageContext, live, mark_removed, register
 from ..schema import ID, SOURCE, TEXT
 from .components import components
-from .minhash import MinHashSpec, band_keys, s_curve, shingle_hashes, signatures
+from .minhash import (
+    MinHashSpec,
+    band_keys,
+    bands_for,
+    bands_warning,
+    s_curve,
+    shingle_hashes,
+    signatures,
+)
 from .survivors import DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF, SurvivorParams, survivor_order
 
 log = logging.getLogger("tokenmill.dedup")
@@ -46,13 +55,21 @@ class MinHashDedupParams(SurvivorParams):
     docs/quality-filters.md §9)."""
 
     num_perm: int = Field(default=112, ge=2)
-    bands: int = Field(default=14, ge=1)
-    rows: int = Field(default=8, ge=1)
+    # Not given: chosen from the threshold and num_perm (minhash.bands_for): with verification, for recall at
+    # the threshold (P(candidate) >= 0.95 there, the fewest false candidates); without, the balanced choice.
+    bands: int | None = Field(default=None, ge=1)
+    rows: int | None = Field(default=None, ge=1)
     ngram: int = Field(default=5, ge=1)
     shingle: Literal["word", "char"] = "word"
     seed: int = 1
     threshold: float = Field(default=0.8, gt=0.0, le=1.0)  # Jaccard of a true duplicate
-    verify: bool = True  # drop candidate pairs whose estimated Jaccard is below the threshold
+    # Candidate pairs are kept when their Jaccard reaches the threshold: `exact` compares the two documents'
+    # shingle sets (candidates are a few % of documents, so this is cheap and decides pairs near the threshold
+    # right), `estimate` the share of equal signature slots (noisy: +-0.04 at 112 hashes), `none` keeps all.
+    verify: Literal["exact", "estimate", "none"] = "exact"
+    # Buckets up to this size compare all their member pairs; larger ones (boilerplate) only star edges to
+    # their centre, so a bucket of 10^5 pages costs 10^5 pairs, not 10^10.
+    all_pairs_max: int = Field(default=32, ge=2)
     max_rounds: int = Field(default=40, ge=1)  # connected-components rounds before giving up
     # Incremental dedup: a folder keeping the band table (Parquet, partitioned by band) and signatures of
     # earlier runs. New documents are deduplicated against it and against each other; documents of earlier
@@ -68,8 +85,24 @@ class MinHashDedupParams(SurvivorParams):
     # every pair within the sample compared by exact Jaccard of its shingle sets (0: no estimate).
     estimate_sample: int = Field(default=1000, ge=0)
 
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_bool(cls, v):
+        """`verify: true/false` (before `exact`/`estimate`) still reads: true is the exact check."""
+        return {True: "exact", False: "none"}.get(v, v) if isinstance(v, bool) else v
+
     @model_validator(mode="after")
     def _fits(self):
+        recommended = bands_for(self.threshold, self.num_perm, self.verify != "none")
+        if self.bands is None and self.rows is None:
+            self.__dict__.update(bands=recommended[0], rows=recommended[1])  # not an assignment: no re-validation
+        elif self.bands is None or self.rows is None:
+            raise ValueError("give both `bands` and `rows`, or neither (then they are chosen from the threshold: "
+                             f"{recommended[0]} x {recommended[1]} for threshold {self.threshold})")
+        else:
+            warning = bands_warning(self.bands, self.rows, self.threshold, recommended)
+            if warning:
+                log.warning("minhash_dedup: %s", warning)
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         return self
@@ -119,18 +152,20 @@ def describe_minhash(manifest: dict, label: str) -> list[str]:
     if "candidate_pairs" not in rep:
         return []
     lines = ["", f"{label}: {rep['bands']} bands x {rep['rows']} rows, threshold {rep['threshold']}, "
-             f"S-curve {rep['s_curve']}",
+             f"S-curve {rep['s_curve']}, verification {rep['verify']}",
              f"candidate pairs {rep['candidate_pairs']:,}, after verification {rep['pairs_after_verification']:,}; "
              f"clusters by size {rep['clusters_by_size']}; components in {rep['connected_components']['rounds']} rounds"]
+    if rep.get("bands_warning"):
+        lines.append(f"warning: {rep['bands_warning']}")
     if "index" in rep:
         idx = rep["index"]
         lines.append(f"index {idx['path']}: {idx['added_documents']:,} documents added, {idx['documents']:,} in all")
     return lines
 
 
-@register("minhash_dedup", "filter", MinHashDedupParams, version="2",
+@register("minhash_dedup", "filter", MinHashDedupParams, version="3",
           requires=lambda p: [ID, TEXT, SOURCE] + p.policy_columns(), adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF],
-          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash)  # 2: Python word split = Arrow split
+          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash)  # 3: exact verification, chosen bands
 def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
     spark = df.sparkSession
@@ -140,12 +175,16 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     indexed = index_runs(spark, index) if index else []
     sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
     buckets, all_sigs, old_ids = _band_rows(spark, sigs, indexed)
-    shared, edges, n_candidates = _star_edges(buckets)
-    if params.verify:
-        edges = _verified(edges, all_sigs, params)
+    shared, edges, n_candidates = _candidate_edges(buckets, params.all_pairs_max)
+    sets = None
+    if params.verify != "none":
+        edges, sets = _verified(edges, df, all_sigs, params, bool(indexed))
     n_verified = edges.count()
     roots, cc_log = components(edges, params.max_rounds)
     decided, csize = _survivors(sigs, roots, old_ids, params)
+    if params.verify != "none":
+        roots, decided, csize, cc_log["reclustered"] = _checked_against_survivor(
+            edges, roots, decided, csize, sets, all_sigs, sigs, old_ids, params)
     if DUP_CLUSTER in df.columns and DUP_CLUSTER_SIZE in df.columns:
         out = _merged_with_earlier_clusters(df, decided, roots)
     else:
@@ -202,30 +241,124 @@ def _band_rows(spark, sigs: DataFrame, indexed: list[str]) -> tuple[DataFrame, D
     return new_b.unionByName(old_b), sigs.select(ID, "sig").unionByName(old_sigs), old_b.select(ID).distinct()
 
 
-def _star_edges(buckets: DataFrame) -> tuple[DataFrame, DataFrame, int]:
-    """The shared buckets (materialised) and the candidate edges from each member to its bucket's centre.
+def _candidate_edges(buckets: DataFrame, all_pairs_max: int) -> tuple[DataFrame, DataFrame, int]:
+    """The shared buckets (materialised) and the candidate edges (u, v) with at least one new document.
 
-    Star centre: a document of an earlier run if the bucket has one (it is already published), else the
-    smallest id. Buckets without a new document need nothing. The aggregation combines map-side, so a
-    boilerplate bucket of 10^5 pages is not one task's work; the table of shared buckets is materialised
-    (it also feeds the report), so adaptive execution sees its real size: broadcast when small, and its
-    skew-join split of oversized buckets when not."""
+    A bucket of up to `all_pairs_max` documents gives all its pairs, so two near duplicates that share a
+    bucket are compared directly, not only through its centre (with verification, a chain through the centre
+    can break where the pair itself holds). A larger bucket (boilerplate: 10^5 pages) gives star edges from
+    each new member to its centre: a document of an earlier run if the bucket has one (it is already
+    published), else the smallest id. The aggregation combines map-side, so a huge bucket is not one task's
+    work; the table of shared buckets is materialised (it also feeds the report), so adaptive execution sees
+    its real size: broadcast when small, and its skew-join split of oversized buckets when not."""
     shared = (buckets.groupBy("band", "key").agg(
         F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
         F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
         .where((F.col("size") > 1) & (F.col("n_new") > 0)).localCheckpoint())
-    edges = (buckets.where(~F.col("old")).join(shared, ["band", "key"]).where(F.col(ID) != F.col("center"))
-             .select(F.col(ID).alias("u"), F.col("center").alias("v")).distinct()).localCheckpoint()
+    members = buckets.join(shared, ["band", "key"])
+    small = members.where(F.col("size") <= all_pairs_max).select("band", "key", ID, "old")
+    a, b = small.alias("a"), small.alias("b")
+    pairs = (a.join(b, (F.col("a.band") == F.col("b.band")) & (F.col("a.key") == F.col("b.key"))
+                    & (F.col(f"a.{ID}") < F.col(f"b.{ID}")) & ~(F.col("a.old") & F.col("b.old")))
+             .select(F.col(f"a.{ID}").alias("u"), F.col(f"b.{ID}").alias("v")))
+    stars = (members.where((F.col("size") > all_pairs_max) & ~F.col("old") & (F.col(ID) != F.col("center")))
+             .select(F.col(ID).alias("u"), F.col("center").alias("v")))
+    edges = pairs.unionByName(stars).distinct().localCheckpoint()
     return shared, edges, edges.count()
 
 
-def _verified(edges: DataFrame, all_sigs: DataFrame, params: MinHashDedupParams) -> DataFrame:
-    """The candidate edges whose estimated Jaccard (share of equal signature slots) reaches the threshold."""
+def _shingle_sets(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
+    """(id, sh): each document's distinct shingle hashes, sorted, in Arrow batches."""
+    spec = params.spec()
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            h, o = shingle_hashes(batch.column(TEXT), spec)
+            sets = [np.unique(h[o[i]:o[i + 1]]) for i in range(len(o) - 1)]
+            lengths = np.array([len(x) for x in sets], dtype=np.int32)
+            flat = np.concatenate(sets) if sets else np.zeros(0, np.uint64)
+            offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(ID), pa.ListArray.from_arrays(offsets, pa.array(flat.view(np.int64)))],
+                names=[ID, "sh"])
+
+    return df.select(ID, TEXT).mapInArrow(run, T.StructType([
+        T.StructField(ID, T.StringType()), T.StructField("sh", T.ArrayType(T.LongType()))]))
+
+
+def _verified(edges: DataFrame, df: DataFrame, all_sigs: DataFrame, params: MinHashDedupParams,
+              indexed: bool) -> tuple[DataFrame, DataFrame | None]:
+    """The candidate edges whose Jaccard reaches the threshold: exact (the two shingle sets, read again only
+    for the documents on an edge) or estimated (share of equal signature slots). A pair with a document of an
+    earlier run (the index keeps signatures, not texts) is decided by the estimate. (edges, shingle sets)."""
     a = all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
     b = all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
     est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
                       lambda acc, x: acc + x) / F.lit(params.num_perm)
-    return edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v").localCheckpoint()
+    if params.verify == "estimate":
+        return edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v").localCheckpoint(), None
+    nodes = edges.select(F.col("u").alias(ID)).union(edges.select(F.col("v").alias(ID))).distinct()
+    sets = _shingle_sets(df.where(live(df)).join(nodes, ID, "left_semi"), params).localCheckpoint()
+    inter = F.size(F.array_intersect("sa", "sb"))
+    exact = inter / (F.size("sa") + F.size("sb") - inter)
+    both = (edges.join(sets.select(F.col(ID).alias("u"), F.col("sh").alias("sa")), "u")
+            .join(sets.select(F.col(ID).alias("v"), F.col("sh").alias("sb")), "v"))
+    kept = both.where(exact >= F.lit(params.threshold)).select("u", "v")
+    if indexed:
+        rest = edges.join(both.select("u", "v"), ["u", "v"], "left_anti")
+        kept = kept.unionByName(rest.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v"))
+    return kept.localCheckpoint(), sets
+
+
+def _pair_similar(pairs: DataFrame, sets: DataFrame | None, all_sigs: DataFrame, params: MinHashDedupParams
+                  ) -> DataFrame:
+    """(u, v, similar) for pairs of documents: exact Jaccard when both shingle sets are at hand, else the
+    signature estimate (a document of an earlier run)."""
+    est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
+                      lambda acc, x: acc + x) / F.lit(params.num_perm)
+    out = (pairs.join(all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa")), "u", "left")
+           .join(all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb")), "v", "left"))
+    if params.verify == "exact" and sets is not None:
+        out = (out.join(sets.select(F.col(ID).alias("u"), F.col("sh").alias("xa")), "u", "left")
+               .join(sets.select(F.col(ID).alias("v"), F.col("sh").alias("xb")), "v", "left"))
+        inter = F.size(F.array_intersect("xa", "xb"))
+        j = F.when(F.col("xa").isNotNull() & F.col("xb").isNotNull(),
+                   inter / (F.size("xa") + F.size("xb") - inter)).otherwise(est)
+    else:
+        j = est
+    return out.select("u", "v", (j >= F.lit(params.threshold)).alias("similar"))
+
+
+def _checked_against_survivor(edges: DataFrame, roots: DataFrame, decided: DataFrame, csize: DataFrame,
+                              sets: DataFrame | None,
+                              all_sigs: DataFrame, sigs: DataFrame, old_ids: DataFrame | None,
+                              params: MinHashDedupParams, rounds: int = 2):
+    """Every removed document must itself be a near duplicate of the document it is removed for. Connected
+    components chain A ~ B ~ C into one cluster although A and C may differ; a member below the threshold
+    with its cluster's survivor leaves the cluster and is clustered again with the others that left (their
+    verified edges), `rounds` times; what still fails then stays, alone. (roots, decided, sizes, members
+    that left)."""
+    left_total = 0
+    for round_ in range(rounds + 1):
+        removed = decided.where("__removed").select(F.col(ID).alias("u"), F.col("__keep").alias("v"))
+        far = _pair_similar(removed, sets, all_sigs, params).where(~F.col("similar")).select(F.col("u").alias("node"))
+        far = far.localCheckpoint()
+        n_far = far.count()
+        if n_far == 0:
+            break
+        left_total += n_far
+        kept = roots.join(far, "node", "left_anti")
+        sizes = kept.groupBy("root").agg(F.count(F.lit(1)).alias("n"), F.min("node").alias("new_root"))
+        roots = kept.join(sizes.where("n > 1"), "root").select("node", F.col("new_root").alias("root"))
+        if round_ < rounds:
+            sub = (edges.join(far.withColumnRenamed("node", "u"), "u", "left_semi")
+                   .join(far.withColumnRenamed("node", "v"), "v", "left_semi"))
+            if not sub.isEmpty():
+                again, _ = components(sub, params.max_rounds)
+                roots = roots.unionByName(again.select("node", "root"))
+        roots = roots.localCheckpoint()
+        decided, csize = _survivors(sigs, roots, old_ids, params)
+    return roots, decided, csize, left_total
 
 
 def _survivors(sigs: DataFrame, roots: DataFrame, old_ids: DataFrame | None, params: MinHashDedupParams
@@ -250,7 +383,9 @@ def _survivors(sigs: DataFrame, roots: DataFrame, old_ids: DataFrame | None, par
 
 
 def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHashDedupParams) -> dict:
-    """Precision and recall of the clustering on a stable random sample: exact Jaccard of every pair in it."""
+    """Precision and recall of the outcome on a stable random sample, by exact Jaccard of shingle sets:
+    precision = sampled removed documents similar to the document they are removed for (`dup_of`); recall =
+    similar pairs within the sample of which at least one document was removed (not both left)."""
     live_df = df.where(live(df))
     n = sigs.count()  # the checkpointed signature frame: no second pass over the input for the rate
     if n == 0:
@@ -258,35 +393,38 @@ def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHas
     rate = min(1.0, params.estimate_sample / n)
     bucket = 1_000_000
     pick = (F.abs(F.xxhash64(F.lit("estimate"), F.col(ID))) % bucket) < int(rate * bucket)
-    rows = (live_df.where(pick).select(ID, TEXT).join(decided.select(ID, "root"), ID, "left")
+    rows = (live_df.where(pick).select(ID, TEXT).join(decided.select(ID, "__removed", "__keep"), ID, "left")
             .collect())  # small: about estimate_sample rows, the sample itself
+    keep_ids = sorted({r["__keep"] for r in rows if r["__removed"]})
+    keeps = {r[ID]: r[TEXT] for r in live_df.where(F.col(ID).isin(keep_ids)).select(ID, TEXT).collect()
+             } if keep_ids else {}  # small: at most one survivor per sampled row
     spec = params.spec()
-    from .minhash import shingle_hashes
 
-    texts = [r[TEXT] or "" for r in rows]
-    h, o = shingle_hashes(texts, spec)
-    sets = [set(h[o[i]:o[i + 1]].tolist()) for i in range(len(rows))]
-    cluster = [r["root"] or r[ID] for r in rows]
-    tp = fp = fn = 0
+    def sets_of(texts: list[str]) -> list[set[int]]:
+        h, o = shingle_hashes(texts, spec)
+        return [set(h[o[i]:o[i + 1]].tolist()) for i in range(len(texts))]
+
+    def jaccard(a: set[int], b: set[int]) -> float:
+        if len(a) > len(b):
+            a, b = b, a
+        if len(a) < params.threshold * len(b):  # Jaccard <= |small| / |big|: cannot reach it
+            return 0.0
+        inter = len(a & b)
+        return inter / (len(a) + len(b) - inter)
+
+    sets = sets_of([r[TEXT] or "" for r in rows])
+    keep_sets = dict(zip(keeps, sets_of(list(keeps.values())), strict=True))
+    removed = [i for i, r in enumerate(rows) if r["__removed"] and r["__keep"] in keep_sets]
+    right = sum(jaccard(sets[i], keep_sets[rows[i]["__keep"]]) >= params.threshold for i in removed)
+    similar = both_kept = 0
     for i in range(len(rows)):
-        if not sets[i]:
-            continue
         for j in range(i + 1, len(rows)):
-            if not sets[j]:
-                continue
-            small, big = (sets[i], sets[j]) if len(sets[i]) < len(sets[j]) else (sets[j], sets[i])
-            if len(small) < params.threshold * len(big):  # Jaccard <= |small| / |big|: cannot reach it
-                similar = False
-            else:
-                inter = len(small & big)
-                similar = inter / (len(small) + len(big) - inter) >= params.threshold
-            same = cluster[i] == cluster[j]
-            tp += similar and same
-            fp += same and not similar
-            fn += similar and not same
-    return {"sample_docs": len(rows), "pairs_same_cluster": tp + fp, "pairs_similar": tp + fn,
-            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-            "recall": round(tp / (tp + fn), 4) if tp + fn else None}
+            if sets[i] and sets[j] and jaccard(sets[i], sets[j]) >= params.threshold:
+                similar += 1
+                both_kept += not rows[i]["__removed"] and not rows[j]["__removed"]
+    return {"sample_docs": len(rows), "removed_in_sample": len(removed), "pairs_similar": similar,
+            "precision": round(right / len(removed), 4) if removed else None,
+            "recall": round(1 - both_kept / similar, 4) if similar else None}
 
 
 INDEX_SPEC = "index.json"
@@ -377,4 +515,6 @@ def _report(shared: DataFrame, csize: DataFrame, params: MinHashDedupParams, n_c
     return {"num_perm": params.num_perm, "bands": params.bands, "rows": params.rows, "ngram": params.ngram,
             "shingle": params.shingle, "threshold": params.threshold, "s_curve": s_curve(params.bands, params.rows),
             "candidate_pairs": n_candidates, "pairs_after_verification": n_verified, "verify": params.verify,
-            "largest_buckets": largest, "clusters_by_size": by_size, "connected_components": cc_log}
+            "largest_buckets": largest, "clusters_by_size": by_size, "connected_components": cc_log,
+            "bands_warning": bands_warning(params.bands, params.rows, params.threshold,
+                                           bands_for(params.threshold, params.num_perm, params.verify != "none"))}

@@ -3,7 +3,9 @@
 The cascade runs the fast backend on every document and the accurate one only where the fast one is unsure:
 its score is below `min_score`, the normalised text is shorter than `min_chars`, or its answer is one of
 `recheck` (languages it is known to confuse with close neighbours). The accurate answer wins unless it is
-`und` (e.g. lingua restricted to a language set that does not contain the text's language).
+`und`, or the accurate backend is restricted to a language set and the fast answer is outside it: lingua
+told to choose among eight languages maps Swedish to German and Afrikaans to Dutch, so it may only choose
+between languages it knows (a fast `und` has no answer to keep, and takes the accurate one).
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ def _second_opinion(out: Identified, todo: list[int], clean: list[str], spec: Id
            if unsure(out.lang[i] or UND, out.score[i] or 0.0, len(line), spec.cascade)]
     if not ask:
         return
+    known = frozenset(spec.accurate.languages)
+    if known:
+        ask = [(i, line) for i, line in ask if out.lang[i] in known or out.lang[i] in (UND, None)]
+        if not ask:
+            return
     codes, scores = get_backend(spec.accurate).predict([line for _, line in ask])
     for (i, _), code, score in zip(ask, codes, scores, strict=True):
         if code != UND:

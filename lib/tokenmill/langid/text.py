@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import re
 
+import regex
+
 _URL = re.compile(r"(?:https?://|ftp://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+", re.IGNORECASE)
-_NON_LETTER = re.compile(r"[\W\d_]+")  # everything but letters (Unicode word characters minus digits and _)
+# Letters and the combining marks of abugidas (Devanagari, Tamil... vowel signs are marks, not letters).
+_NON_LETTER = regex.compile(r"[^\p{L}\p{M}]+")
+# A Han, kana or Hangul character carries about a word's information: it counts as this many letters.
+_IDEOGRAPHIC = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+IDEOGRAPH_WEIGHT = 5  # about a Latin word (five letters)
 # Control and unpaired-surrogate characters make CLD2 reject the whole text as invalid UTF-8.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _PARAGRAPH = re.compile(r"\n\s*\n|\n")
@@ -35,13 +41,21 @@ def normalise(text: str | None, prefix_chars: int) -> str:
 
 
 def letters(text: str, enough: int | None = None) -> int:
-    """How many letters ``text`` holds (digits, punctuation, symbols and spaces carry no language); with
-    ``enough``, counting may stop early once that many are found (the answer is then at least ``enough``)."""
+    """How much language ``text`` holds, in letters (digits, punctuation, symbols and spaces carry none; a
+    combining mark counts as a letter, a Han, kana or Hangul character as IDEOGRAPH_WEIGHT); with ``enough``,
+    counting may stop early once that many are found (the answer is then at least ``enough``)."""
     if enough is not None and len(text) > 256:
-        found = len(_NON_LETTER.sub("", text[:256]))
+        found = _weighted(text[:256])
         if found >= enough:
             return found
-    return len(_NON_LETTER.sub("", text))
+    return _weighted(text)
+
+
+def _weighted(text: str) -> int:
+    kept = _NON_LETTER.sub("", text)
+    if kept.isascii():
+        return len(kept)
+    return len(kept) + (IDEOGRAPH_WEIGHT - 1) * len(_IDEOGRAPHIC.findall(kept))
 
 
 def paragraphs(text: str | None, min_chars: int, max_paragraphs: int) -> list[str]:
