@@ -36,6 +36,7 @@ JOB_MODULES = (
     "tokenmill.dedup.job",  # dedup_minhash, minhash_bands
     "tokenmill.classify.job",  # train_quality
     "tokenmill.sample.job",  # sample
+    "tokenmill.extraction.job",  # extract_eval
 )
 
 _loaded: set[str] = set()

@@ -273,3 +273,32 @@ def test_select_buckets_keep_everything(spark, tmp_path):
     edges = quality_select(ctx, df, SelectParams(stage="quality_select", scores=["q"], method="buckets",
                                                  bucket_edges=[0.5]))
     assert edges.where(F.col(QUALITY_BUCKET) == 2).count() == int((scores >= 0.5).sum())
+
+
+def test_train_quality_fasttext_dclm_recipe(spark, tmp_path):
+    """`kind: fasttext`: the same labelled split as the Spark model, a bigram fastText model saved as
+    `model.bin` in the output folder, held-out metrics from the scorer the stage uses, and the stage
+    scoring new documents with it."""
+    _write_labelled(tmp_path)
+    spark_metrics = train(spark, _train_params(tmp_path, model_out=str(tmp_path / "lr")))
+    # a small set: more epochs than fastText's default 5 (DCLM trains on 400k documents per class)
+    params = _train_params(tmp_path, kind="fasttext", fasttext={"threads": 1, "epoch": 25, "lr": 0.5})
+    metrics = train(spark, params)
+    out = tmp_path / "model"
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "_SUCCESS", "manifest.json", "metrics.json", "model.bin"]
+    assert metrics["kind"] == "fasttext" and metrics["fasttext"]["word_ngrams"] == 2
+    assert metrics["roc_auc"] > 0.9
+    # the same balanced documents and held-out split as the Spark model
+    assert (metrics["test_docs"], metrics["train_docs"]) == (spark_metrics["test_docs"], spark_metrics["train_docs"])
+    c = metrics["confusion"]
+    assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == metrics["test_docs"]
+    assert json.loads((out / "manifest.json").read_text())["metrics"]["roc_auc"] == metrics["roc_auc"]
+    # the scoring stage loads it like any fastText model
+    docs = labelled_docs(300, seed=99)
+    p = ClassifierParams(stage="quality_classifier", name="dclm", kind="fasttext", model=str(out / "model.bin"))
+    scored = {r["id"]: r["quality_dclm"] for r in quality_classifier(_ctx(spark, tmp_path), _docs_frame(spark, docs),
+                                                                     p).collect()}
+    pos = [scored[d["id"]] for d in docs if d["label"] == 1]
+    neg = [scored[d["id"]] for d in docs if d["label"] == 0]
+    assert sum(pos) / len(pos) > sum(neg) / len(neg) + 0.3

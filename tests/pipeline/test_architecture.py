@@ -132,4 +132,4 @@ def test_every_catalogued_module_exists_and_registers():
             "word_filter", "quality_classifier", "quality_select", "exact_dedup", "minhash_dedup", "decontaminate",
             "tokens"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12 and "extract_eval" in names

@@ -87,9 +87,26 @@ class FeatureParams(Strict):
     min_doc_freq: int = Field(default=0, ge=0)  # IDF
 
 
-class TrainParams(Strict):
-    """`train_quality`: logistic regression on positives (curated references) against negatives (raw crawl)."""
+class FastTextTrainParams(Strict):
+    """fastText supervised training (`kind: fasttext`): word unigrams + bigrams as DCLM's filter; the
+    others are fastText's own defaults for supervised training."""
 
+    word_ngrams: int = Field(default=2, ge=1)
+    dim: int = Field(default=100, ge=2)
+    epoch: int = Field(default=5, ge=1)
+    lr: float = Field(default=0.1, gt=0.0)
+    min_count: int = Field(default=1, ge=1)
+    bucket: int = Field(default=2_000_000, ge=1)
+    threads: int = Field(default=2, ge=1)  # fastText trains on the driver; a small, deterministic default
+
+
+class TrainParams(Strict):
+    """`train_quality`: a quality classifier on positives (curated references) against negatives (raw
+    crawl): Spark logistic regression on hashed word n-grams (`spark`), or a fastText bigram model
+    (`fasttext`, DCLM's recipe)."""
+
+    kind: Literal["spark", "fasttext"] = "spark"
+    fasttext: FastTextTrainParams = Field(default_factory=FastTextTrainParams)
     name: str = "quality"
     positives: list[Source] = Field(min_length=1)
     negatives: list[Source] = Field(min_length=1)

@@ -1,4 +1,5 @@
-"""The `train_quality` job: fit the logistic-regression quality classifier and print its held-out metrics."""
+"""The `train_quality` job: fit the quality classifier (Spark logistic regression or fastText) and print its
+held-out metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from .train import train
 
 
 def format_metrics(m: dict) -> str:
-    lines = [f"held-out documents {m['test_docs']:,} (trained on {m['train_docs']:,})",
+    lines = [f"model              {m.get('kind', 'spark')}",
+             f"held-out documents {m['test_docs']:,} (trained on {m['train_docs']:,})",
              f"ROC-AUC            {m['roc_auc']:.4f}",
              f"at threshold {m['threshold']:.2f}: precision {m['precision']}, recall {m['recall']}, F1 {m['f1']}",
              "calibration (probability bin: documents, mean predicted, observed positive share)"]
@@ -30,7 +32,8 @@ def train_quality_job(args: argparse.Namespace) -> int:
     finally:
         spark.stop()
     print(format_metrics(metrics))
-    print(f"model    {params.model_out}\nmetrics  {params.model_out}/metrics.json")
+    model = f"{params.model_out}/model.bin" if params.kind == "fasttext" else params.model_out
+    print(f"model    {model}   (quality_classifier kind: {params.kind})\nmetrics  {params.model_out}/metrics.json")
     return 0
 
 
@@ -41,5 +44,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     spark_args(parser)
 
 
-JOBS = [Job("train_quality", "train a quality classifier (HashingTF + logistic regression) in Spark; "
-            "prints ROC-AUC, precision/recall, calibration; saves the PipelineModel", add_args, train_quality_job)]
+JOBS = [Job("train_quality", "train a quality classifier (Spark HashingTF + logistic regression, or fastText "
+            "bigrams as DCLM); prints ROC-AUC, precision/recall, calibration; saves the model", add_args,
+            train_quality_job)]

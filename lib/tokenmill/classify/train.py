@@ -100,20 +100,29 @@ def fit(spark: SparkSession, params: TrainParams) -> tuple[PipelineModel, dict]:
     pred = model.transform(test_df).select(
         LABEL, "__qc_raw", vector_to_array(F.col(PROBABILITY))[1].alias("p")).localCheckpoint()
     metrics = evaluate(pred, params.threshold, params.calibration_bins)
-    metrics.update({"name": params.name, "language": params.language, "features": params.features.model_dump(),
+    metrics.update({"name": params.name, "kind": "spark", "language": params.language,
+                    "features": params.features.model_dump(),
                     "train_docs": train_df.count(), "max_chars": params.max_chars,
                     "reg_param": params.reg_param, "elastic_net": params.elastic_net})
     return model, metrics
 
 
 def train(spark: SparkSession, params: TrainParams) -> dict:
-    """Fit, evaluate, save the PipelineModel to `model_out` with metrics.json beside it; the metrics."""
+    """Fit, evaluate, save the model to `model_out` (a Spark PipelineModel folder, or a folder holding the
+    fastText `model.bin`) with metrics.json beside it; the metrics."""
     out = qualify(params.model_out)
     check_destination(spark, out, "model_out", replace=params.overwrite)
     with OutputLock(spark, out):
-        model, metrics = fit(spark, params)
+        if params.kind == "spark":
+            model, metrics = fit(spark, params)
         with StagedOutput(spark, out) as staged:
-            model.write().save(staged.path)
+            if params.kind == "fasttext":
+                from .fasttext_train import train_fasttext
+
+                HadoopFS(spark, out).mkdirs(staged.path)
+                metrics = train_fasttext(spark, params, staged.path)
+            else:
+                model.write().save(staged.path)
             HadoopFS(spark, out).write_text(f"{staged.path}/metrics.json", json.dumps(metrics, indent=1) + "\n")
             # The model folder is a tokenmill output: `_SUCCESS` and `manifest.json` mark it replaceable.
             staged.commit({"tokenmill_version": __version__, "kind": "quality_model",

@@ -95,6 +95,14 @@ class HadoopFS:
             out.append((st.getPath().toString(), int(st.getLen()), int(st.getModificationTime())))
         return sorted(out)
 
+    def copy_to_local(self, path: str, local: str) -> None:
+        """Copy a file or folder to the driver's local disk."""
+        self.fs.copyToLocalFile(False, self._p(path), self._p(f"file://{os.path.abspath(local)}"), True)
+
+    def copy_from_local(self, local: str, path: str) -> None:
+        """Copy a local file to ``path`` (any Hadoop file system)."""
+        self.fs.copyFromLocalFile(False, True, self._p(f"file://{os.path.abspath(local)}"), self._p(path))
+
     def write_text(self, path: str, text: str) -> None:
         out = self.fs.create(self._p(path), True)
         try:

@@ -48,7 +48,7 @@ class WarcSource(SourceBase):
     format: Literal["warc", "wet"]
     paths_manifest: str | None = None  # a Common Crawl warc.paths.gz / wet.paths.gz
     manifest_prefix: str = "https://data.commoncrawl.org/"
-    extractor: Literal["resiliparse", "trafilatura"] = "resiliparse"
+    extractor: Literal["resiliparse_clean", "resiliparse", "trafilatura"] = "resiliparse_clean"
     main_content: bool = True
     content_types: list[str] = Field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
     on_error: Literal["skip", "raise"] = "skip"  # at crawl scale one bad record must not stop a job

@@ -34,7 +34,7 @@ class WarcOptions:
 
     source: str
     kind: str = "warc"  # "warc": response records + HTML extraction; "wet": conversion records as they are
-    extractor: str = "resiliparse"
+    extractor: str = "resiliparse_clean"
     main_content: bool = True
     content_types: tuple[str, ...] = ("text/html", "application/xhtml+xml")
     max_record_bytes: int = 10 << 20
