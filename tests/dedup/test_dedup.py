@@ -194,7 +194,7 @@ def test_minhash_dedup_clusters(spark, tmp_path):
     assert got["cc"] == (None, "cc", 1, None)
     report = ctx.reported("minhash_dedup")
     assert report["candidate_pairs"] >= report["pairs_after_verification"] >= 4
-    assert report["connected_components"]["reclustered"] == 1
+    assert report["connected_components"]["left_cluster"] == 1
     assert report["connected_components"]["converged"]
 
 

@@ -183,8 +183,8 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     roots, cc_log = components(edges, params.max_rounds)
     decided, csize = _survivors(sigs, roots, old_ids, params)
     if params.verify != "none":
-        roots, decided, csize, cc_log["reclustered"] = _checked_against_survivor(
-            edges, roots, decided, csize, sets, all_sigs, sigs, old_ids, params)
+        roots, decided, csize, cc_log["left_cluster"] = _checked_against_survivor(
+            roots, decided, csize, sets, all_sigs, sigs, old_ids, params)
     if DUP_CLUSTER in df.columns and DUP_CLUSTER_SIZE in df.columns:
         out = _merged_with_earlier_clusters(df, decided, roots)
     else:
@@ -310,15 +310,22 @@ def _verified(edges: DataFrame, df: DataFrame, all_sigs: DataFrame, params: MinH
     return kept.localCheckpoint(), sets
 
 
-def _pair_similar(pairs: DataFrame, sets: DataFrame | None, all_sigs: DataFrame, params: MinHashDedupParams
-                  ) -> DataFrame:
+def _pair_similar(pairs: DataFrame, sets: DataFrame | None, all_sigs: DataFrame, params: MinHashDedupParams,
+                  indexed: bool) -> DataFrame:
     """(u, v, similar) for pairs of documents: exact Jaccard when both shingle sets are at hand, else the
-    signature estimate (a document of an earlier run)."""
+    signature estimate (a document of an earlier run: without an index every clustered document has its set)."""
     est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
                       lambda acc, x: acc + x) / F.lit(params.num_perm)
-    out = (pairs.join(all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa")), "u", "left")
-           .join(all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb")), "v", "left"))
-    if params.verify == "exact" and sets is not None:
+    exact_only = params.verify == "exact" and sets is not None and not indexed
+    out = pairs if exact_only else (
+        pairs.join(all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa")), "u", "left")
+        .join(all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb")), "v", "left"))
+    if exact_only:
+        out = (out.join(sets.select(F.col(ID).alias("u"), F.col("sh").alias("xa")), "u")
+               .join(sets.select(F.col(ID).alias("v"), F.col("sh").alias("xb")), "v"))
+        inter = F.size(F.array_intersect("xa", "xb"))
+        j = inter / (F.size("xa") + F.size("xb") - inter)
+    elif params.verify == "exact" and sets is not None:
         out = (out.join(sets.select(F.col(ID).alias("u"), F.col("sh").alias("xa")), "u", "left")
                .join(sets.select(F.col(ID).alias("v"), F.col("sh").alias("xb")), "v", "left"))
         inter = F.size(F.array_intersect("xa", "xb"))
@@ -329,36 +336,25 @@ def _pair_similar(pairs: DataFrame, sets: DataFrame | None, all_sigs: DataFrame,
     return out.select("u", "v", (j >= F.lit(params.threshold)).alias("similar"))
 
 
-def _checked_against_survivor(edges: DataFrame, roots: DataFrame, decided: DataFrame, csize: DataFrame,
-                              sets: DataFrame | None,
+def _checked_against_survivor(roots: DataFrame, decided: DataFrame, csize: DataFrame, sets: DataFrame | None,
                               all_sigs: DataFrame, sigs: DataFrame, old_ids: DataFrame | None,
-                              params: MinHashDedupParams, rounds: int = 2):
+                              params: MinHashDedupParams):
     """Every removed document must itself be a near duplicate of the document it is removed for. Connected
     components chain A ~ B ~ C into one cluster although A and C may differ; a member below the threshold
-    with its cluster's survivor leaves the cluster and is clustered again with the others that left (their
-    verified edges), `rounds` times; what still fails then stays, alone. (roots, decided, sizes, members
-    that left)."""
-    left_total = 0
-    for round_ in range(rounds + 1):
-        removed = decided.where("__removed").select(F.col(ID).alias("u"), F.col("__keep").alias("v"))
-        far = _pair_similar(removed, sets, all_sigs, params).where(~F.col("similar")).select(F.col("u").alias("node"))
-        far = far.localCheckpoint()
-        n_far = far.count()
-        if n_far == 0:
-            break
-        left_total += n_far
-        kept = roots.join(far, "node", "left_anti")
-        sizes = kept.groupBy("root").agg(F.count(F.lit(1)).alias("n"), F.min("node").alias("new_root"))
-        roots = kept.join(sizes.where("n > 1"), "root").select("node", F.col("new_root").alias("root"))
-        if round_ < rounds:
-            sub = (edges.join(far.withColumnRenamed("node", "u"), "u", "left_semi")
-                   .join(far.withColumnRenamed("node", "v"), "v", "left_semi"))
-            if not sub.isEmpty():
-                again, _ = components(sub, params.max_rounds)
-                roots = roots.unionByName(again.select("node", "root"))
-        roots = roots.localCheckpoint()
-        decided, csize = _survivors(sigs, roots, old_ids, params)
-    return roots, decided, csize, left_total
+    with its cluster's survivor leaves the cluster and stays (nothing kept is like it; the survivor is
+    unchanged, so one pass suffices). (roots, decided, sizes, members that left)."""
+    decided = decided.localCheckpoint()  # read here, by the estimate and by the output
+    removed = decided.where("__removed").select(F.col(ID).alias("u"), F.col("__keep").alias("v"))
+    far = (_pair_similar(removed, sets, all_sigs, params, old_ids is not None).where(~F.col("similar"))
+           .select(F.col("u").alias("node"))).localCheckpoint()
+    n_far = far.count()
+    if n_far == 0:
+        return roots, decided, csize, 0
+    kept = roots.join(far, "node", "left_anti")
+    sizes = kept.groupBy("root").agg(F.count(F.lit(1)).alias("n"), F.min("node").alias("new_root"))
+    roots = kept.join(sizes.where("n > 1"), "root").select("node", F.col("new_root").alias("root")).localCheckpoint()
+    decided, csize = _survivors(sigs, roots, old_ids, params)
+    return roots, decided.localCheckpoint(), csize, n_far
 
 
 def _survivors(sigs: DataFrame, roots: DataFrame, old_ids: DataFrame | None, params: MinHashDedupParams
