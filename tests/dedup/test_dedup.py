@@ -341,6 +341,9 @@ def test_index_published_only_when_the_output_is_committed(spark, tmp_path):
     assert json.loads((index / "index.json").read_text())["num_perm"] == 112
     assert go().skipped is True  # the index the stage updates itself is not an input of its fingerprint
 
+    data["stages"][1]["threshold"] = 0.8  # bands left to the stage follow the index (17 x 5), not 13 x 7
+    data["output"] = str(tmp_path / "out2")
+    assert go().manifest["stage_reports"]["minhash_dedup"]["bands"] == 17
     data["stages"][1].update(num_perm=128, bands=16, rows=5)
     with pytest.raises(ConfigError, match=r"index .*index was built with other MinHash settings; "
                                           r"num_perm: index 112, config 128, bands: index 17, config 16"):

@@ -171,7 +171,7 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     spark = df.sparkSession
     index = qualify(params.index) if params.index else None
     if index:
-        _check_index_spec(spark, index, params)
+        params = _check_index_spec(spark, index, params)
     indexed = index_runs(spark, index) if index else []
     sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
     buckets, all_sigs, old_ids = _band_rows(spark, sigs, indexed)
@@ -434,18 +434,24 @@ def _index_spec(params: MinHashDedupParams) -> dict:
     return {"signatures_version": SIGNATURES_VERSION, **{k: dumped[k] for k in _SPEC_FIELDS}}
 
 
-def _check_index_spec(spark, index: str, params: MinHashDedupParams) -> None:
-    """An index built with other MinHash settings would silently match nothing: refuse it, naming the keys."""
+def _check_index_spec(spark, index: str, params: MinHashDedupParams) -> MinHashDedupParams:
+    """An index built with other MinHash settings would silently match nothing: refuse it, naming the keys.
+    Bands and rows that the config leaves to the stage follow the index (the index's band keys are fixed)."""
     fs = HadoopFS(spark, index)
     if not fs.exists(f"{index}/{INDEX_SPEC}"):
-        return
+        return params
     stored = json.loads(fs.read_text(f"{index}/{INDEX_SPEC}"))
+    if not {"bands", "rows"} & params.model_fields_set and stored.get("bands") and stored.get("rows"):
+        if (stored["bands"], stored["rows"]) != (params.bands, params.rows):
+            log.info("minhash_dedup: bands x rows %d x %d from the index %s", stored["bands"], stored["rows"], index)
+            params = params.model_copy(update={"bands": stored["bands"], "rows": stored["rows"]})
     wanted = _index_spec(params)
     diff = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
     if diff:
         raise ConfigError(f"minhash_dedup: index {index} was built with other MinHash settings; "
                           + ", ".join(f"{k}: index {a!r}, config {b!r}" for k, (a, b) in diff.items())
                           + " (use a new index folder, or the index's settings)")
+    return params
 
 
 def index_runs(spark, index: str) -> list[str]:
