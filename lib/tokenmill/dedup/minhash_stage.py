@@ -32,7 +32,7 @@ from pyspark.sql import types as T
 
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
-from ..pipeline.commit import StagedOutput, committed_children
+from ..pipeline.commit import StagedOutput, committed_children, read_manifest
 from ..pipeline.stage import StageContext, live, mark_removed, register
 from ..schema import ID, SOURCE, TEXT
 from .components import components
@@ -457,7 +457,8 @@ def _check_index_spec(spark, index: str, params: MinHashDedupParams) -> MinHashD
 def index_runs(spark, index: str) -> list[str]:
     """The committed runs of an index (`<index>/runs/<run>`), plus an index written before runs existed
     (`<index>/bands` and `<index>/signatures` at its top)."""
-    runs = committed_children(spark, f"{index}/runs")
+    runs = [r for r in committed_children(spark, f"{index}/runs")  # a run that added nothing has no band files
+            if (read_manifest(spark, r) or {}).get("documents", 1) > 0]
     return ([index] if HadoopFS(spark, index).exists(f"{index}/bands") else []) + runs
 
 
@@ -483,6 +484,8 @@ def _stage_index(ctx: StageContext, sigs: DataFrame, indexed: list[str], index: 
         before = known.count()
         fresh = sigs.join(known, ID, "left_anti")
     fresh = fresh.localCheckpoint()
+    if fresh.isEmpty():  # nothing new: no run to add (an empty band table could not be read back)
+        return {"path": index, "added_documents": 0, "documents": before}
     run = StagedOutput(spark, f"{index}/runs/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
     (fresh.select(ID, F.posexplode("bands").alias("band", "key")).write.mode("overwrite")
      .partitionBy("band").parquet(f"{run.path}/bands"))
