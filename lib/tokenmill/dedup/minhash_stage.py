@@ -392,8 +392,8 @@ def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHas
     rows = (live_df.where(pick).select(ID, TEXT).join(decided.select(ID, "__removed", "__keep"), ID, "left")
             .collect())  # small: about estimate_sample rows, the sample itself
     keep_ids = sorted({r["__keep"] for r in rows if r["__removed"]})
-    keeps = {r[ID]: r[TEXT] for r in live_df.where(F.col(ID).isin(keep_ids)).select(ID, TEXT).collect()
-             } if keep_ids else {}  # small: at most one survivor per sampled row
+    keep_rows = live_df.where(F.col(ID).isin(keep_ids)).select(ID, TEXT) if keep_ids else None
+    keeps = {r[ID]: r[TEXT] for r in keep_rows.collect()} if keep_rows else {}  # small: one survivor per sampled row
     spec = params.spec()
 
     def sets_of(texts: list[str]) -> list[set[int]]:
