@@ -23,6 +23,8 @@ STAGE_MODULES = (
     "tokenmill.dedup.minhash_stage",  # minhash_dedup
     "tokenmill.decontam.stage",  # decontaminate
     "tokenmill.tokens.stage",  # tokens
+    "tokenmill.instruct.read",  # the reader of sources with an `instruct` mapping (SFT / DPO / GRPO rows)
+    "tokenmill.instruct.stage",  # instruct_text, instruct_filter, instruct_format, instruct_split
 )
 
 # Modules that define command-line jobs: each has `JOBS`, a list of `cli.Job`, in the order `--help` shows.
@@ -37,6 +39,7 @@ JOB_MODULES = (
     "tokenmill.classify.job",  # train_quality
     "tokenmill.sample.job",  # sample
     "tokenmill.extraction.job",  # extract_eval
+    "tokenmill.instruct.job",  # validate_dataset, convert_format, split_dataset, filter_dataset, export
 )
 
 _loaded: set[str] = set()

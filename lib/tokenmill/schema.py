@@ -42,6 +42,17 @@ N_TOKENS = "n_tokens"
 N_BYTES = "n_bytes"
 N_TOKENS_ESTIMATED = "n_tokens_estimated"
 
+# instruction data (instruct/): the columns of each method's canonical rows, besides the canonical ones
+MESSAGES = "messages"
+PROMPT = "prompt"
+CHOSEN = "chosen"
+REJECTED = "rejected"
+QUESTION = "question"
+ANSWER = "answer"
+SOLUTION = "solution"
+SPLIT = "split"  # instruct_split
+INSTRUCT_COLUMNS = {"sft": (MESSAGES,), "dpo": (PROMPT, CHOSEN, REJECTED), "grpo": (QUESTION, ANSWER, SOLUTION)}
+
 CANONICAL_COLUMNS = (ID, TEXT, SOURCE, URL, META)
 
 DOCUMENT_SCHEMA = T.StructType(

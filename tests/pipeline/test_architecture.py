@@ -130,6 +130,6 @@ def test_every_catalogued_module_exists_and_registers():
     load_stages()
     assert {"read", "write", "langid", "language_filter", "quality_signals", "quality_filter", "url_filter",
             "word_filter", "quality_classifier", "quality_select", "exact_dedup", "minhash_dedup", "decontaminate",
-            "tokens"} == set(REGISTRY)
+            "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 12 and "extract_eval" in names
+    assert len(names) == len(set(names)) == 17 and {"extract_eval", "validate_dataset", "export"} <= set(names)

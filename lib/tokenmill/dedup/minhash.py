@@ -257,6 +257,8 @@ def bands_for(threshold: float, num_perm: int, verified: bool = True) -> tuple[i
 def bands_warning(bands: int, rows: int, threshold: float, recommended: tuple[int, int]) -> str | None:
     """A message when given bands x rows are far from the threshold: less than half the pairs at the threshold
     become candidates, or the S-curve's steepest point is more than 0.1 away from it."""
+    if (bands, rows) == tuple(recommended):
+        return None  # the recommended pair itself (tuned for recall at the threshold, so steepest below it)
     p = candidate_probability(threshold, bands, rows)
     steep = threshold_of(bands, rows)
     if p >= 0.5 and abs(steep - threshold) <= 0.1:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..config import Strict
 
@@ -65,3 +65,22 @@ def as_meta_value(value: Any) -> str | None:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     return str(value)
+
+
+class InstructMap(Strict):
+    """How a source's records become instruction data (`instruct/`): the method they feed (`for`: sft, dpo
+    or grpo), their layout (`auto`: detected from the first records), renamed fields, the template of
+    templated `text`, where GRPO answers come from, the margin that makes a preference pair from scores,
+    and which OASST1 threads to keep."""
+
+    model_config = Strict.model_config | {"populate_by_name": True}
+
+    use: Literal["sft", "dpo", "grpo"] = Field(alias="for")
+    layout: str = "auto"
+    fields: dict[str, str] = Field(default_factory=dict)  # our name -> the dataset's (e.g. prompt: question)
+    template: Literal["auto", "chatml", "llama2", "alpaca"] = "auto"
+    answer_from: Literal["auto", "field", "boxed", "hashes", "last_number"] = "auto"
+    margin: float = Field(default=0.0, ge=0.0)
+    threads: Literal["best", "all"] = "best"
+    id_field: str | None = None  # ids from this field (else from file and line / row)
+    detect_rows: int = Field(default=200, gt=0)  # records read on the driver to detect the layout

@@ -39,19 +39,7 @@ def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str
 
 def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions) -> Iterator[Row]:
     """Every line of one JSONL file as a document row or a skip row."""
-    if size == 0:
-        yield from _problem(opts, path, "line 0", "empty_file", "the file is empty")
-        return
-    with fsspec.open(path, "rb", **opts.storage_options) as raw:
-        gz = raw.read(3) == GZIP_MAGIC
-    if gz:
-        with fsspec.open(path, "rb", **opts.storage_options) as raw:
-            yield from _lines_to_rows(_gzip_lines(raw, path, relpath, opts), path, relpath, opts)
-        return
-    with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as stream:
-        # zstd readers have no readline; a BufferedReader gives every codec one (and big reads).
-        handle = stream if path.endswith((".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
-        yield from _lines_to_rows(_stream_lines(handle, path, opts), path, relpath, opts)
+    yield from _lines_to_rows(json_lines(path, relpath, size, opts), path, relpath, opts)
 
 
 def _stream_lines(handle, path: str, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:
@@ -115,6 +103,34 @@ def _gzip_lines(raw, path: str, relpath: str, opts: JsonlOptions) -> Iterator[tu
 
 
 def _lines_to_rows(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterator[Row]:
+    for item in json_records(lines, path, relpath, opts):
+        if isinstance(item, dict):
+            yield item
+        else:
+            yield from _map_record(item[1], path, relpath, item[0], opts)
+
+
+def json_lines(path: str, relpath: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:
+    """The raw lines of one JSONL file (plain, gzip member by member, zstd ...) as (line number, bytes), and
+    skip rows for the parts that cannot be read."""
+    if size == 0:
+        yield from _problem(opts, path, "line 0", "empty_file", "the file is empty")
+        return
+    with fsspec.open(path, "rb", **opts.storage_options) as raw:
+        gz = raw.read(3) == GZIP_MAGIC
+    if gz:
+        with fsspec.open(path, "rb", **opts.storage_options) as raw:
+            yield from _gzip_lines(raw, path, relpath, opts)
+        return
+    with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as stream:
+        # zstd readers have no readline; a BufferedReader gives every codec one (and big reads).
+        handle = stream if path.endswith((".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
+        yield from _stream_lines(handle, path, opts)
+
+
+def json_records(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterator[tuple[int, dict] | Row]:
+    """(line number, JSON object) per line, or a skip row (with `on_error: raise`, an error naming the file and
+    line) for a line that is too large, not UTF-8, not JSON or not an object; blank lines are ignored."""
     for item in lines:
         if isinstance(item, dict):
             yield item
@@ -143,7 +159,7 @@ def _lines_to_rows(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterat
             yield from _problem(opts, path, where, "bad_json", f"expected a JSON object, got {type(record).__name__}",
                                 key=f"{relpath}:{lineno}")
             continue
-        yield from _map_record(record, path, relpath, lineno, opts)
+        yield lineno, record
 
 
 def _map_record(record: dict, path: str, relpath: str, lineno: int, opts: JsonlOptions) -> Iterator[Row]:

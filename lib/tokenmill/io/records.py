@@ -51,21 +51,24 @@ def logged_skips(rows: Iterable[Row], path: str, first: int = LOG_FIRST_PER_REAS
                         reason.removeprefix("read:"), path, n - first, n)
 
 
-def to_batches(rows: Iterable[Row], batch_rows: int = 1000, batch_bytes: int = 32 << 20) -> Iterator[pa.RecordBatch]:
-    """Group rows into Arrow record batches of the canonical schema, bounded in rows and text bytes."""
+def to_batches(rows: Iterable[Row], batch_rows: int = 1000, batch_bytes: int = 32 << 20,
+               schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
+    """Group rows into Arrow record batches of ``schema`` (the canonical document schema by default), bounded
+    in rows and text bytes."""
     buf: list[Row] = []
     size = 0
     for row in rows:
         buf.append(row)
         size += len(row["text"] or "")
         if len(buf) >= batch_rows or size >= batch_bytes:
-            yield _batch(buf)
+            yield _batch(buf, schema)
             buf, size = [], 0
     if buf:
-        yield _batch(buf)
+        yield _batch(buf, schema)
 
 
-def _batch(rows: list[Row]) -> pa.RecordBatch:
-    columns = {name: [r[name] for r in rows] for name in ARROW_DOCUMENT_SCHEMA.names}
+def _batch(rows: list[Row], schema: pa.Schema | None = None) -> pa.RecordBatch:
+    schema = schema or ARROW_DOCUMENT_SCHEMA
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
     columns["meta"] = [list(m.items()) if m is not None else None for m in columns["meta"]]
-    return pa.RecordBatch.from_pydict(columns, schema=ARROW_DOCUMENT_SCHEMA)
+    return pa.RecordBatch.from_pydict(columns, schema=schema)

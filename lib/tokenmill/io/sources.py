@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 from ..config import Strict
 from ..errors import ConfigError, InputError
 from ..schema import DOCUMENT_SCHEMA, spark_stable_id
-from .fields import FieldMap
+from .fields import FieldMap, InstructMap
 from .paths import InputFile, common_root, expand, read_paths_manifest, relative_to_root
 
 FILES_SCHEMA = T.StructType([
@@ -61,11 +61,13 @@ class JsonlSource(SourceBase):
     format: Literal["jsonl"]
     fields: FieldMap = Field(default_factory=FieldMap)
     on_error: Literal["skip", "raise"] = "raise"
+    instruct: InstructMap | None = None  # instruction data (SFT / DPO / GRPO rows) instead of documents
 
 
 class ParquetSource(SourceBase):
     format: Literal["parquet"]
     fields: FieldMap = Field(default_factory=FieldMap)
+    instruct: InstructMap | None = None
 
 
 class HFSource(SourceBase):
@@ -81,6 +83,7 @@ class HFSource(SourceBase):
     staging_dir: str | None = None  # where the dataset is written as Parquet for Spark; default work_dir
     shard_rows: int = Field(default=100_000, gt=0)
     fields: FieldMap = Field(default_factory=FieldMap)
+    instruct: InstructMap | None = None
 
 
 Source = Annotated[WarcSource | JsonlSource | ParquetSource | HFSource, Field(discriminator="format")]
@@ -105,7 +108,10 @@ def _files_frame(spark: SparkSession, files: list[InputFile]) -> DataFrame:
     return spark.createDataFrame(rdd, FILES_SCHEMA)
 
 
-def _stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None) -> DataFrame:
+def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None, schema: T.StructType = DOCUMENT_SCHEMA,
+                 arrow_schema=None) -> DataFrame:
+    """One task per file: ``read_one(path, relpath, size)`` yields row dicts of ``schema`` (documents and
+    skips), sent on in Arrow batches."""
     from .records import logged_skips, to_batches
 
     def run(batches):
@@ -113,9 +119,9 @@ def _stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=N
             for path, relpath, size in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
                 if opens is not None:
                     opens.add(1)
-                yield from to_batches(logged_skips(read_one(path, relpath, size), path))
+                yield from to_batches(logged_skips(read_one(path, relpath, size), path), schema=arrow_schema)
 
-    return _files_frame(spark, files).mapInArrow(run, DOCUMENT_SCHEMA)
+    return _files_frame(spark, files).mapInArrow(run, schema)
 
 
 def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -125,7 +131,7 @@ def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, 
                        main_content=src.main_content, content_types=tuple(src.content_types),
                        max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
                        length_mismatch=src.length_mismatch, storage_options=src.storage_options)
-    return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r), opens)
+    return stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r), opens)
 
 
 def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -133,7 +139,7 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
 
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
-    return _stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts), opens)
+    return stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts), opens)
 
 
 def _read_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -154,8 +160,19 @@ def _read_hf(spark: SparkSession, src: HFSource, where: str, work_dir: str, open
 READERS = {"warc": _read_warc, "wet": _read_warc, "jsonl": _read_jsonl, "parquet": _read_parquet, "hf": _read_hf}
 
 
+# Readers of sources with an `instruct` mapping, registered by the instruct package when the catalogue loads
+# it (io imports no feature): (spark, source, where, work_dir, opens) -> canonical instruction rows.
+INSTRUCT_READERS: dict[str, object] = {}
+
+
 def read_source(spark: SparkSession, src: SourceBase, where: str, work_dir: str, opens=None) -> DataFrame:
-    """The canonical DataFrame of one source: kept documents, and skips tagged in `removed_by`."""
+    """The canonical DataFrame of one source: kept documents (or instruction rows), and skips tagged in
+    `removed_by`."""
+    if getattr(src, "instruct", None) is not None:
+        reader = INSTRUCT_READERS.get("instruct")
+        if reader is None:
+            raise ConfigError(f"{where}: instruction sources need the instruct package (tokenmill.catalog.load_stages)")
+        return reader(spark, src, where, work_dir, opens)
     reader = READERS.get(getattr(src, "format", ""))
     if reader is None:
         raise ConfigError(f"{where}: unsupported source format {getattr(src, 'format', None)!r}")

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..io.hadoopfs import qualify
 from ..io.sources import Source, list_files
 from ..io.stamps import referenced_stamps
-from ..schema import CANONICAL_COLUMNS, REMOVED_BY
+from ..schema import CANONICAL_COLUMNS, INSTRUCT_COLUMNS, REMOVED_BY
 from .stage import StageParams, StageSpec, lookup
 
 SOURCE_PRESET_DIRS = conf_dirs("presets/sources")
@@ -125,8 +125,18 @@ def load_pipeline(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Pla
     plan = Plan(cfg, str(path), raw)
     plan.stages = _plan_stages(cfg, str(path))
     _check_order(plan, str(path))
-    check_columns(plan.stages, str(path))
+    check_columns(plan.stages, str(path), source_columns(cfg, str(path)))
     return plan
+
+
+def source_columns(cfg: PipelineConfig, path: str) -> tuple[str, ...]:
+    """The columns the sources give: canonical documents, or one method's instruction rows (all sources alike)."""
+    uses = {src.instruct.use if getattr(src, "instruct", None) is not None else "text" for src in cfg.sources}
+    if len(uses) > 1:
+        raise ConfigError(f"{path}: sources: one pipeline reads one kind of data; these sources give "
+                          f"{', '.join(sorted(uses))} (run one pipeline per kind)")
+    use = uses.pop() if uses else "text"
+    return (*CANONICAL_COLUMNS, REMOVED_BY, *INSTRUCT_COLUMNS.get(use, ()))
 
 
 def _check_sources(cfg: PipelineConfig, path: str) -> None:

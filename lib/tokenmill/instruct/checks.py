@@ -1,0 +1,132 @@
+"""What is wrong with an instruction row, as Spark native expressions over the message lists (no Python per
+row): each check is a named condition, and `problems` gives every row the list of the checks it fails.
+
+Used by validation (counts and example ids per problem) and by the `instruct_filter` stage (remove rows
+with chosen problems), so both mean the same thing by each name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from ..schema import META
+from .formats import ANSWER, CHOSEN, MESSAGES, PROMPT, QUESTION, REJECTED, ROLES, SOLUTION
+
+# Typical UTF-8 text decoded as Latin-1/cp1252 once too often ("CafÃ©", "donâ€™t", "Â "), or U+FFFD.
+MOJIBAKE = "(Ã[\u0080-\u00bf]|â€|Â[\u00a0-\u00bf]|\ufffd)"
+BLANK = r"(?U)^\s*$"
+# A long reply that stops on a letter, comma or opening bracket stopped mid-sentence (a generation cut at
+# max_tokens); short replies ("Paris") and replies ending in digits, punctuation or code fences do not count.
+TRUNCATED_END = r"(?U)[\p{L},;:(\[{–-]$"
+TRUNCATED_MIN_WORDS = 20
+# Verifiable answers: a number (1,450  -3.5  3/4  12%), or a short expression with no run of three plain
+# words once LaTeX commands are set aside (\frac{1}{2}, x^2+1, (1, 2)); otherwise a short string.
+NUMBER = r"^[-+]?\$?(?=[\d.,/]*\d)(\d{1,3}(,\d{3})+|\d*)(\.\d+)?(/\d+)?%?$"
+WORDS3 = r"[A-Za-z]{2,}\s+[A-Za-z]{2,}\s+[A-Za-z]{2,}"
+EXPRESSION_MAX_CHARS = 80
+SHORT_MAX_WORDS = 5
+
+DESCRIPTIONS = {
+    "empty_turn": "a turn (or answer) that is empty or whitespace only",
+    "assistant_first": "the first non-system turn is the assistant's",
+    "same_role_twice": "two turns of the same role in a row (tool turns excepted)",
+    "no_assistant": "no assistant turn: nothing to train on",
+    "unknown_role": "a role other than system, user, assistant, tool",
+    "system_not_first": "a system turn after the first turn",
+    "truncated_response": "the final response stops mid-sentence (or finish_reason is length)",
+    "mojibake": "text decoded with the wrong encoding (CafÃ©, â€™) or U+FFFD",
+    "chosen_equals_rejected": "chosen and rejected are the same",
+    "prompt_not_shared": "chosen and rejected do not continue the same prompt",
+    "no_prompt": "an empty prompt",
+    "answer_not_verifiable": "the answer is not a number or an expression (not a short string, for non-math)",
+}
+# Problems that leave nothing to train on: a row with one is unusable, whatever the cleaning.
+BLOCKING = {"no_assistant", "chosen_equals_rejected", "answer_not_verifiable", "prompt_not_shared"}
+
+
+def _blank(c: Column) -> Column:
+    return c.isNull() | c.rlike(BLANK)
+
+
+def _any_blank(msgs: Column) -> Column:
+    return F.exists(msgs, lambda x: _blank(x.content))
+
+
+def _mojibake(msgs: Column) -> Column:
+    return F.exists(msgs, lambda x: x.content.rlike(MOJIBAKE))
+
+
+def _pairs_exist(msgs: Column, pred: Callable[[Column, Column], Column]) -> Column:
+    """True when some turn i >= 1 and its predecessor satisfy ``pred(turn, previous)``."""
+    n = F.size(msgs)
+    return (n > 1) & F.exists(F.sequence(F.lit(1), n - 1), lambda i: pred(F.get(msgs, i), F.get(msgs, i - 1)))
+
+
+def _truncated(msgs: Column) -> Column:
+    replies = F.filter(msgs, lambda x: x.role == "assistant")
+    last = F.when(F.size(replies) > 0, F.element_at(replies, -1))
+    text = F.trim(last.content)
+    long_enough = F.size(F.split(text, r"\s+")) >= TRUNCATED_MIN_WORDS
+    stopped = text.rlike(TRUNCATED_END) & long_enough
+    return F.coalesce(stopped, F.lit(False)) | F.coalesce(F.col(META).getItem("finish_reason") == "length", F.lit(False))
+
+
+def _verifiable(answer: Column, math: bool) -> Column:
+    a = F.trim(answer)
+    if not math:
+        return a.isNotNull() & (F.length(a) > 0) & (F.size(F.split(a, r"\s+")) <= SHORT_MAX_WORDS)
+    bare = F.regexp_replace(a, r"\\[A-Za-z]+", " ")
+    expression = (F.length(a) <= EXPRESSION_MAX_CHARS) & ~bare.rlike(WORDS3) & (F.length(a) > 0)
+    return a.isNotNull() & (a.rlike(NUMBER) | expression)
+
+
+def checks(use: str, math: bool = True) -> dict[str, Column]:
+    """Problem name -> condition, for rows of ``use`` (``math``: GRPO answers must be numbers/expressions)."""
+    if use == "sft":
+        m = F.col(MESSAGES)
+        first = F.get(F.filter(m, lambda x: x.role != "system"), 0)
+        return {
+            "empty_turn": _any_blank(m),
+            "assistant_first": F.coalesce(first.role == "assistant", F.lit(False)),
+            "same_role_twice": _pairs_exist(m, lambda a, b: (a.role == b.role) & (a.role != "tool")),
+            "no_assistant": ~F.exists(m, lambda x: x.role == "assistant"),
+            "unknown_role": F.exists(m, lambda x: x.role.isNull() | ~x.role.isin(*ROLES)),
+            "system_not_first": _pairs_exist(m, lambda a, b: a.role == "system"),
+            "truncated_response": _truncated(m),
+            "mojibake": _mojibake(m),
+        }
+    if use == "dpo":
+        p, c, r = F.col(PROMPT), F.col(CHOSEN), F.col(REJECTED)
+        everything = F.concat(p, c, r)
+        not_shared = F.coalesce(F.col(META).getItem("prompt_not_shared") == "true", F.lit(False))
+        return {
+            "empty_turn": _any_blank(everything) | (F.size(c) == 0) | (F.size(r) == 0),
+            "chosen_equals_rejected": c == r,
+            "prompt_not_shared": not_shared,
+            "no_prompt": (F.size(p) == 0) & ~not_shared,
+            "unknown_role": F.exists(everything, lambda x: x.role.isNull() | ~x.role.isin(*ROLES)),
+            "truncated_response": _truncated(c),
+            "mojibake": _mojibake(everything),
+        }
+    q, a, s = F.col(QUESTION), F.col(ANSWER), F.col(SOLUTION)
+    return {
+        "empty_turn": _blank(q) | (_blank(a) & _blank(s)),
+        "answer_not_verifiable": ~_verifiable(a, math),
+        "mojibake": F.coalesce(q.rlike(MOJIBAKE), F.lit(False)) | F.coalesce(s.rlike(MOJIBAKE), F.lit(False)),
+    }
+
+
+def problems(use: str, math: bool = True, only: list[str] | None = None) -> Column:
+    """The names of the checks each row fails (an empty array for a clean row)."""
+    found = checks(use, math)
+    names = only if only is not None else list(found)
+    return F.filter(F.array(*[F.when(F.coalesce(found[n], F.lit(False)), F.lit(n)) for n in names]),
+                    lambda x: x.isNotNull())
+
+
+def numeric_answer(answer: Column) -> Column:
+    """True for answers that are plain numbers (to tell a math dataset from others)."""
+    return F.coalesce(F.trim(answer).rlike(NUMBER), F.lit(False))

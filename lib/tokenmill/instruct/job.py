@@ -1,0 +1,302 @@
+"""The instruction-data jobs: validate_dataset, convert_format, split_dataset, filter_dataset and export.
+
+`--source` is a source preset name, a path (JSONL / Parquet files, a folder, a glob, a `save_to_disk`
+folder) or a Hugging Face dataset id (from the local hub cache); `--set key=value` changes the source
+(`instruct.layout=sharegpt`, `instruct.fields.prompt=question`, `split=test`) or, for keys under `stages`,
+`output` and `work_dir`, the pipeline the job runs. convert/split/filter run the ordinary pipeline engine
+(manifest, counts per reason, atomic commit, resume), so `--config` takes a full pipeline config instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..cli import Job, spark_args
+from ..config import Strict, apply_override, conf_dirs, find_named_yaml, load_yaml
+from ..errors import ConfigError
+from ..io.sources import Source
+
+PIPELINE_KEYS = ("stages", "output", "work_dir", "name", "overwrite")
+LAYOUT_HELP = ("oasst1, sharegpt, messages, ultrafeedback, ultrafeedback_binarized, dpo, hh_rlhf, alpaca, gsm8k, "
+               "math, prompt_completion, question_answer, text")
+
+
+class _SourceModel(Strict):
+    source: Source
+
+
+def _name(arg: str) -> str:
+    base = os.path.basename(arg.rstrip("/")) or arg
+    base = re.sub(r"\.(jsonl|json|parquet)(\.(gz|zst|bz2|xz))?$", "", base)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("_") or "source"
+
+
+def source_entry(arg: str, use: str) -> dict:
+    """The source config of ``--source``: a preset, a path, or a Hugging Face dataset id."""
+    entry: dict[str, Any]
+    try:
+        entry = load_yaml(find_named_yaml(arg, conf_dirs("presets/sources"), "source preset"))
+    except ConfigError:
+        entry = {}
+    if not entry:
+        import fsspec
+
+        fs, _, found = fsspec.get_fs_token_paths(arg)
+        local = os.path.exists(arg)
+        if local and os.path.isdir(arg) and any(os.path.exists(os.path.join(arg, n)) for n in
+                                                ("dataset_info.json", "state.json", "dataset_dict.json")):
+            entry = {"format": "hf", "dataset": arg}
+        elif found or local:
+            files = [f for f in (fs.find(arg) if local and os.path.isdir(arg) else found)]
+            kinds = {"parquet" if f.endswith(".parquet") else "jsonl" for f in files
+                     if re.search(r"\.(parquet|jsonl?)(\.(gz|zst|bz2|xz))?$", f)}
+            if len(kinds) != 1:
+                raise ConfigError(f"--source {arg}: expected JSONL or Parquet files, found "
+                                  f"{', '.join(sorted(kinds)) or 'none'}")
+            entry = {"format": kinds.pop(), "paths": [arg]}
+            if entry["format"] == "jsonl":
+                entry["on_error"] = "skip"
+        elif re.fullmatch(r"[\w.-]+/[\w.-]+", arg):
+            entry = {"format": "hf", "dataset": arg}
+        else:
+            raise ConfigError(f"--source {arg}: not a source preset, an existing path or a dataset id")
+        entry["name"] = _name(arg)
+    instruct = dict(entry.get("instruct") or {})
+    instruct["for"] = use
+    instruct.pop("use", None)
+    entry["instruct"] = instruct
+    return entry
+
+
+def build(args: argparse.Namespace, stages: list[dict]) -> tuple[dict, str]:
+    """The pipeline config of a quick job (one source, ``stages``), --set applied; and its source as given."""
+    source = source_entry(args.source, args.use)
+    output = getattr(args, "output", None) or f"out/{args.job_name}/{source['name']}"
+    pipeline: dict[str, Any] = {"name": f"{args.job_name}-{source['name']}", "output": output,
+                                "sources": [source], "stages": stages}
+    for assignment in args.overrides:
+        key = assignment.split("=", 1)[0].strip()
+        if key.split(".")[0].split("[")[0] in PIPELINE_KEYS:
+            pipeline = apply_override(pipeline, assignment)
+        else:
+            pipeline["sources"][0] = apply_override(pipeline["sources"][0], assignment)
+    return pipeline, args.source
+
+
+def _write_config(pipeline: dict) -> str:
+    folder = tempfile.mkdtemp(prefix="tokenmill-")
+    path = os.path.join(folder, f"{pipeline['name']}.yaml")
+    Path(path).write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _run(args: argparse.Namespace, stages: list[dict], required: str | None = None):
+    from ..pipeline.job import run_pipeline
+
+    if args.config:
+        return run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required)
+    if not args.source or not args.use:
+        raise ConfigError(f"{args.job_name}: give --config, or --source and --for")
+    pipeline, _ = build(args, stages)
+    path = _write_config(pipeline)
+    print(f"config   {path}")
+    return run_pipeline(path, [], args.spark_profile, args.force, required)
+
+
+# ---- validate_dataset -----------------------------------------------------------------------------------
+
+def validate_dataset(source: str, use: str, overrides: list[str] = (), output: str | None = None,
+                     spark=None, **options) -> dict:
+    """Validate ``source`` for ``use`` (sft, dpo or grpo): the report dict, also written to
+    ``<output>/validation.json`` (a committed folder) when ``output`` is given. For notebooks and the CLI."""
+    from ..config import validate as check
+    from ..pipeline.commit import StagedOutput
+    from ..spark import build_session
+    from .validate import ValidateOptions, validate
+
+    entry = source_entry(source, use)
+    for assignment in overrides:
+        entry = apply_override(entry, assignment)
+    src = check(_SourceModel, {"source": entry}, f"--source {source}").source
+    own = spark is None
+    spark = spark or build_session(None, app_name="tokenmill-validate")
+    work = f"{(output or f'out/validate/{src.name}').rstrip('/')}.work"
+    try:
+        report = validate(spark, src, f"--source {source}", os.path.abspath(work), ValidateOptions(use=use, **options),
+                          source_arg=source)
+        if output:
+            with StagedOutput(spark, output) as out:
+                from ..io.hadoopfs import HadoopFS
+
+                HadoopFS(spark, out.path).write_text(f"{out.path}/validation.json",
+                                                     json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+                out.commit({"kind": "validation", "source": source, "for": use,
+                            "verdict": report["verdict"]["status"]})
+    finally:
+        if own:
+            spark.stop()
+    return report
+
+
+def validate_job(args: argparse.Namespace) -> int:
+    from .validate import UNUSABLE, format_report
+
+    options = {"tokenizer": args.tokenizer, "max_length": args.max_length, "near_threshold": args.near_threshold,
+               "langid": not args.no_langid}
+    output = args.output or f"out/validate/{_name(args.source)}"
+    report = validate_dataset(args.source, args.use, args.overrides, output, **options)
+    print(format_report(report))
+    print(f"\nreport   {os.path.abspath(output)}/validation.json")
+    return 2 if report["verdict"]["status"] == UNUSABLE else 0
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p, config=False)
+    p.add_argument("--tokenizer", default=None, help="a local tokenizer directory, for token lengths")
+    p.add_argument("--max-length", type=int, default=4096, help="report the share of rows longer (tokens)")
+    p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard of near-duplicate prompts")
+    p.add_argument("--no-langid", action="store_true", help="skip language identification")
+    p.add_argument("--output", default=None, help="folder for validation.json (default out/validate/<source>)")
+
+
+def _source_args(p: argparse.ArgumentParser, config: bool = True) -> None:
+    p.add_argument("--source", required=not config,
+                   help="a source preset, a path (JSONL/Parquet/save_to_disk folder) or a dataset id in the hub cache")
+    p.add_argument("--for", dest="use", choices=("sft", "dpo", "grpo"), required=not config,
+                   help="the training method the data is for")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"change the source (instruct.layout=<{LAYOUT_HELP}>, instruct.fields.prompt=question) "
+                        "or the pipeline (output=..., stages[1].problems=[...])")
+    if config:
+        p.add_argument("--config", default=None, help="a full pipeline config instead of --source/--for")
+        p.add_argument("--output", default=None, help="the output folder (default out/<job>/<source>)")
+        p.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
+    spark_args(p)
+
+
+# ---- convert / split / filter ---------------------------------------------------------------------------
+
+def convert_job(args: argparse.Namespace) -> int:
+    args.job_name = "convert_format"
+    stages: list[dict] = [{"stage": "read"}]
+    if args.to == "text":
+        if args.use != "sft" and not args.config:
+            raise ConfigError("--to text renders conversations: it needs --for sft")
+        stages.append({"stage": "instruct_format", "template": args.template})
+    stages.append({"stage": "write", "keep_removed": False})
+    result = _run(args, stages)
+    if args.export:
+        export(result.output, args.export, f"{result.output.rstrip('/')}-{args.export}", spark_profile=args.spark_profile)
+    return 0
+
+
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p)
+    p.add_argument("--to", choices=("canonical", "text"), default="canonical",
+                   help="canonical: messages (sft) / prompt,chosen,rejected (dpo) / question,answer,solution (grpo); "
+                        "text: one templated string per conversation")
+    p.add_argument("--template", default="chatml",
+                   help="for --to text: chatml, llama2, alpaca, or a local tokenizer directory with a chat_template")
+    p.add_argument("--export", choices=("jsonl", "parquet", "hf"), default=None,
+                   help="also export the result (beside the output, suffixed with the format)")
+
+
+def split_job(args: argparse.Namespace) -> int:
+    args.job_name = "split_dataset"
+    split: dict[str, Any] = {"stage": "instruct_split", "key": args.key}
+    if args.sizes:
+        split["sizes"] = _pairs(args.sizes, int)
+    else:
+        split["fractions"] = _pairs(args.fractions, float)
+    _run(args, [{"stage": "read"}, split, {"stage": "write", "partition_by": ["split"]}], "instruct_split")
+    return 0
+
+
+def _pairs(text: str, kind) -> dict:
+    try:
+        return {k.strip(): kind(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise ConfigError(f"expected name=value,name=value, got {text!r}") from None
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p)
+    p.add_argument("--fractions", default="train=0.9,validation=0.05,test=0.05")
+    p.add_argument("--sizes", default=None, help="exact sizes, e.g. validation=1000,test=1000 (the rest: train)")
+    p.add_argument("--key", choices=("prompt", "id"), default="prompt",
+                   help="prompt: the same prompt never lands in two splits")
+
+
+def filter_stages(args: argparse.Namespace) -> list[dict]:
+    """What `filter_dataset --source` runs: problems and lengths, exact and near-duplicate prompts, and
+    benchmark decontamination of prompts and responses (the text stages, on the message content)."""
+    stages: list[dict] = [{"stage": "read"}, {"stage": "instruct_filter"}]
+    stages += [{"stage": "instruct_text", "id": "prompt_text", "part": "prompt"},
+               {"stage": "exact_dedup", "id": "exact_prompts"},
+               {"stage": "minhash_dedup", "id": "near_prompts", "ngram": 3, "threshold": args.near_threshold}]
+    stages.append({"stage": "instruct_text", "id": "all_text", "part": "all"})
+    if args.benchmarks:
+        stages.append({"stage": "decontaminate", "benchmarks": [b.strip() for b in args.benchmarks.split(",")],
+                       "action": "remove"})
+    stages.append({"stage": "write", "keep_removed": True})
+    return stages
+
+
+def filter_job(args: argparse.Namespace) -> int:
+    args.job_name = "filter_dataset"
+    _run(args, filter_stages(args) if not args.config else [], "instruct_filter")
+    return 0
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p)
+    p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard of near-duplicate prompts")
+    p.add_argument("--benchmarks", default=None,
+                   help="benchmark presets or files to decontaminate against, comma-separated (gsm8k,math,humaneval)")
+
+
+# ---- export ---------------------------------------------------------------------------------------------
+
+def export(folder: str, fmt: str, output: str, push_to_hub: str | None = None, spark_profile: str | None = None,
+           spark=None) -> dict:
+    from .export import export_output
+
+    return export_output(folder, fmt, output, push_to_hub, spark_profile, spark)
+
+
+def export_job(args: argparse.Namespace) -> int:
+    info = export(args.input, args.format, args.output, args.push_to_hub, args.spark_profile)
+    print(f"exported {info['rows']:,} rows as {args.format} to {info['output']}")
+    print(f"load it  {info['load']}")
+    return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="a tokenmill output folder (convert_format, filter_dataset, ...)")
+    p.add_argument("--format", choices=("jsonl", "parquet", "hf"), required=True,
+                   help="jsonl / parquet shards, or a datasets save_to_disk folder")
+    p.add_argument("--output", required=True)
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="also push to the Hugging Face hub (needs HF_TOKEN in the environment)")
+    spark_args(p)
+
+
+JOBS = [
+    Job("validate_dataset", "is a dataset ready for SFT / DPO / GRPO, and what to change if not", _validate_args,
+        validate_job),
+    Job("convert_format", "instruction data in its own layout -> the canonical format (or templated text)",
+        _convert_args, convert_job),
+    Job("split_dataset", "deterministic train/validation/test splits of instruction data", _split_args, split_job),
+    Job("filter_dataset", "remove problem rows, duplicate prompts and benchmark items from instruction data",
+        _filter_args, filter_job),
+    Job("export", "a tokenmill output as JSONL, Parquet or a datasets folder (and to the hub)", _export_args,
+        export_job),
+]
