@@ -101,14 +101,15 @@ def _write_config(pipeline: dict) -> str:
 def _run(args: argparse.Namespace, stages: list[dict], required: str | None = None):
     from ..pipeline.job import run_pipeline
 
+    spark = getattr(args, "spark", None)  # a notebook's (or test's) session, left running
     if args.config:
-        return run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required)
+        return run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required, spark)
     if not args.source or not args.use:
         raise ConfigError(f"{args.job_name}: give --config, or --source and --for")
     pipeline, _ = build(args, stages)
     path = _write_config(pipeline)
     print(f"config   {path}")
-    return run_pipeline(path, [], args.spark_profile, args.force, required)
+    return run_pipeline(path, [], args.spark_profile, args.force, required, spark)
 
 
 # ---- validate_dataset -----------------------------------------------------------------------------------
@@ -194,7 +195,9 @@ def convert_job(args: argparse.Namespace) -> int:
     stages.append({"stage": "write", "keep_removed": False})
     result = _run(args, stages)
     if args.export:
-        export(result.output, args.export, f"{result.output.rstrip('/')}-{args.export}", spark_profile=args.spark_profile)
+        info = export(result.output, args.export, f"{result.output.rstrip('/')}-{args.export}",
+                      spark_profile=args.spark_profile, spark=getattr(args, "spark", None))
+        print(f"exported {info['rows']:,} rows as {args.export} to {info['output']}\nload it  {info['load']}")
     return 0
 
 
@@ -267,6 +270,7 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 def export(folder: str, fmt: str, output: str, push_to_hub: str | None = None, spark_profile: str | None = None,
            spark=None) -> dict:
+    """Export a tokenmill output folder (see export.py)."""
     from .export import export_output
 
     return export_output(folder, fmt, output, push_to_hub, spark_profile, spark)

@@ -13,8 +13,9 @@ from .run import RunResult, run
 
 
 def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = None, force: bool = False,
-                 required_stage: str | None = None) -> RunResult:
-    """Load, check, run and print a pipeline config; returns the run result."""
+                 required_stage: str | None = None, spark=None) -> RunResult:
+    """Load, check, run and print a pipeline config; returns the run result. With ``spark`` (a notebook's
+    session) the run uses it and leaves it running; otherwise it starts and stops its own."""
     from ..spark import build_session
 
     plan = load_pipeline(config, overrides)
@@ -24,11 +25,13 @@ def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = 
     reason = protected_reason(plan.config.output, plan.input_paths())
     if reason:
         raise OutputError(f"output {plan.config.output}: refusing to write there: {reason}")
-    spark = build_session(spark_profile, app_name=f"tokenmill-{plan.config.name}")
+    own = spark is None
+    spark = spark or build_session(spark_profile, app_name=f"tokenmill-{plan.config.name}")
     try:
         result = run(spark, plan, force=force)
     finally:
-        spark.stop()
+        if own:
+            spark.stop()
     state = "up to date (skipped, same config and inputs)" if result.skipped else "written"
     print(format_stage_table(result.manifest["stages"]))
     print(f"\noutput   {result.output}/data   ({result.manifest['output']['rows']:,} rows, {state})")
