@@ -54,6 +54,7 @@ bench: setup
 	$(PY) bench/dedup.py --sizes 20000,100000,1000000 --out bench/results/dedup.json
 	$(PY) bench/classifiers.py --docs 10000 --out bench/results/classifiers.json
 	$(PY) bench/exact_dedup.py --docs 100000 --out bench/results/exact_dedup.json
+	$(PY) bench/instruct.py --rows 1000000 --baseline-rows 200000 --out bench/results/instruct.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -138,3 +138,23 @@ def test_instruct_schema_types():
 
     assert spark_schema("grpo")["answer"].dataType == T.StringType()
     assert spark_schema("dpo")["chosen"].dataType == MESSAGE_LIST
+
+
+def test_byte_ranges_read_the_same_rows(spark, tmp_path):
+    whole = rows(spark, source("sharegpt", "sft"), tmp_path)
+    src = source("sharegpt", "sft")
+    src.split_bytes = 100  # ten ranges or so, most cutting lines in the middle
+    parts = rows(spark, src, tmp_path)
+    key = lambda r: r["id"]  # noqa: E731
+    assert sorted(parts, key=key) == sorted(whole, key=key)
+    assert read_instruct(spark, src, "test", str(tmp_path)).rdd.getNumPartitions() > 5
+
+
+def test_shipped_instruct_config_plans():
+    from conftest import ROOT
+    from tokenmill.pipeline import load_pipeline
+
+    plan = load_pipeline(str(ROOT / "conf" / "pipelines" / "instruct_filter.yaml"))
+    assert [s.label for s in plan.stages] == [
+        "read", "instruct_filter", "prompt_text", "exact_prompts", "near_prompts", "all_text", "decontaminate",
+        "instruct_format", "instruct_split", "write"]

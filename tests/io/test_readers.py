@@ -217,3 +217,24 @@ def test_skips_are_logged_first_five_per_reason_then_summarised(tmp_path, caplog
     assert sum(m.startswith("skip bad_json:") for m in messages) == 6  # 5 shown + 1 summary
     assert f"skip bad_json: {path}: 35 more not shown (40 in all; every one is counted in the manifest)" in messages
     assert sum(m.startswith("skip missing_field:") for m in messages) == 2
+
+
+def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(tmp_path):
+    """A big plain JSONL file is read by several tasks, one byte range each: every line exactly once, with
+    the line numbers (and so the ids) of a whole-file read, wherever the ranges cut (mid-line, on a newline,
+    in a blank line, at the end without a newline)."""
+    lines = [json.dumps({"text": f"document {i} " + "ü" * (i % 7)}) for i in range(40)]
+    lines[5] = ""  # a blank line
+    lines[9] = '{"text": "broken'
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(("\n".join(lines)).encode())  # no newline after the last line
+    size = os.path.getsize(path)
+    opts = JsonlOptions(source="j", fields=FieldMap(), on_error="skip")
+    whole = list(read_jsonl_file(str(path), path.name, size, opts))
+    for step in (1, 7, 31, 64, 200, size):
+        parts = []
+        for start in range(0, size, step):
+            parts += read_jsonl_file(str(path), path.name, size, opts, start, min(start + step, size))
+        assert [(r["id"], r["text"], r["removed_by"]) for r in parts] == \
+            [(r["id"], r["text"], r["removed_by"]) for r in whole], step
+    assert len(whole) == 39 and sum(r["removed_by"] is not None for r in whole) == 1

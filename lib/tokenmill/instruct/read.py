@@ -144,11 +144,13 @@ def resolve_layout(m: InstructMap, sample: list[dict], where: str) -> Detected:
 # ---- the reader -----------------------------------------------------------------------------------------
 
 def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=None,
-                  detected: Detected | None = None) -> DataFrame:
+                  detected: Detected | None = None, sample: list[dict] | None = None) -> DataFrame:
     """Canonical instruction rows of one source (its `instruct` mapping)."""
     m: InstructMap = src.instruct
+    if sample is None:
+        sample = peek(src, where, work_dir, m.detect_rows)
     if detected is None:
-        detected = resolve_layout(m, peek(src, where, work_dir, m.detect_rows), where)
+        detected = resolve_layout(m, sample, where)
     opts = MapOptions(layout=detected.layout, fields=dict(m.fields), template=m.template,
                       answer_from=m.answer_from, margin=m.margin)
     on_error = getattr(src, "on_error", "skip") if src.format == "jsonl" else "skip"
@@ -159,15 +161,50 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=on_error, max_doc_bytes=src.max_doc_bytes,
                              storage_options=src.storage_options)
 
-        def read_one(path: str, relpath: str, size: int) -> Iterator[Row]:
-            for item in json_records(json_lines(path, relpath, size, jopts), path, relpath, jopts):
+        from .fastmap import CHUNK_LINES, FastMapper
+
+        fast = FastMapper(mapper, sample) if FastMapper.applies(mapper, sample) else None
+
+        def slow(lines, path: str, relpath: str) -> Iterator[Row]:
+            for item in json_records(lines, path, relpath, jopts):
                 if isinstance(item, dict):
                     yield item
                 else:
                     lineno, record = item
                     yield mapper.row(record, f"{relpath}:{lineno}", path, f"line {lineno}")
 
-        return stream_frame(spark, list_files(src, where), read_one, opens, spark_schema(m.use), arrow_schema(m.use))
+        def flush(chunk, path: str, relpath: str):
+            batch = fast.batch(chunk, path, relpath)
+            if batch is None:
+                yield from slow(chunk, path, relpath)
+            else:
+                yield batch
+
+        def read_one(path: str, relpath: str, size: int, start: int, end: int) -> Iterator[Row | pa.RecordBatch]:
+            lines = json_lines(path, relpath, size, jopts, start, end)
+            if fast is None:
+                yield from slow(lines, path, relpath)
+                return
+            chunk: list[tuple[int, bytes]] = []
+            for item in lines:
+                if isinstance(item, dict):  # an unreadable part of the file: a skip row already
+                    yield item
+                    continue
+                raw = item[1]
+                if not raw.strip():
+                    continue
+                if len(raw) > jopts.max_doc_bytes:
+                    yield from slow([item], path, relpath)
+                    continue
+                chunk.append(item)
+                if len(chunk) >= CHUNK_LINES:
+                    yield from flush(chunk, path, relpath)
+                    chunk = []
+            if chunk:
+                yield from flush(chunk, path, relpath)
+
+        return stream_frame(spark, list_files(src, where), read_one, opens, spark_schema(m.use), arrow_schema(m.use),
+                            src.split_bytes)
     return _map_parquet(spark, _as_parquet(src, work_dir, spark), where, mapper)
 
 
@@ -241,9 +278,11 @@ def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, map
 
         def run(batches):
             for batch in batches:
-                for path, relpath, size in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+                cols = [batch.column(i).to_pylist() for i in range(5)]
+                for path, relpath, size, start, end in zip(*cols, strict=True):
                     rows = []
-                    for item in json_records(json_lines(path, relpath, size, jopts), path, relpath, jopts):
+                    lines = json_lines(path, relpath, size, jopts, start, end)
+                    for item in json_records(lines, path, relpath, jopts):
                         if isinstance(item, dict):  # an unreadable line: its own group, a removal
                             meta = item["meta"]
                             rows.append({"tree": item["id"], "message_id": item["id"], "file": path,
@@ -254,7 +293,7 @@ def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, map
                     if rows:
                         yield pa.RecordBatch.from_pylist(rows, schema=_arrow(_OASST_SCHEMA))
 
-        messages = _files_frame(spark, files).mapInArrow(run, _OASST_SCHEMA)
+        messages = _files_frame(spark, files, src.split_bytes).mapInArrow(run, _OASST_SCHEMA)
     else:
         df = _keyed_parquet(spark, _as_parquet(src, work_dir, spark), where)
 

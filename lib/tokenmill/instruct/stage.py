@@ -25,7 +25,7 @@ from ..schema import (
     SPLIT,
     TEXT,
 )
-from .checks import DESCRIPTIONS, problems
+from .checks import DESCRIPTIONS, first_problem
 from .formats import use_of
 from .templates import TEMPLATES
 
@@ -109,8 +109,7 @@ def instruct_filter(ctx: StageContext, df: DataFrame, params: InstructFilterPara
 
     known = checks(use, params.math)
     names = [p for p in params.problems if p in known]
-    found = F.when(live(df), problems(use, params.math, names))
-    out = mark_removed(df, F.size(found) > 0, ctx.label, F.element_at(found, 1))
+    out = mark_removed(df, None, ctx.label, F.when(live(df), first_problem(use, params.math, names)))
     for part, limit in sorted(params.min_chars.items()):
         out = mark_removed(out, F.length(part_text(use, part)) < limit, ctx.label, f"{part}_too_short")
     for part, limit in sorted(params.max_chars.items()):

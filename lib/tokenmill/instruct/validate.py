@@ -154,7 +154,7 @@ def validate(spark: SparkSession, src, where: str, work_dir: str, opts: Validate
         report["verdict"] = {"status": UNUSABLE, "reasons": [f"no mapping for {opts.use}: {exc}"], "commands": []}
         return report
     report["mapping"] = _mapping(detected, opts.use)
-    df = read_instruct(spark, src, where, work_dir, None, detected).persist(StorageLevel.MEMORY_AND_DISK)
+    df = read_instruct(spark, src, where, work_dir, None, detected, sample).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         return _measure(spark, df, detected, report, work_dir, opts)
     finally:

@@ -37,9 +37,45 @@ def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str
     yield skip_row(opts.source, path, where, reason, detail, key=key)
 
 
-def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions) -> Iterator[Row]:
-    """Every line of one JSONL file as a document row or a skip row."""
-    yield from _lines_to_rows(json_lines(path, relpath, size, opts), path, relpath, opts)
+def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions, start: int = 0,
+                    end: int | None = None) -> Iterator[Row]:
+    """Every line of one JSONL file (or of the lines starting in [start, end)) as a document or skip row."""
+    yield from _lines_to_rows(json_lines(path, relpath, size, opts, start, end), path, relpath, opts)
+
+
+RANGE_CHUNK = 8 << 20
+
+
+def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Lines of a plain file that start in [start, end); line numbers count the newlines before ``start``
+    (a sequential read of the prefix, at disk speed), so ids and messages match an unsplit read."""
+    with fsspec.open(path, "rb", **opts.storage_options) as handle:
+        lineno = 0
+        pos = 0
+        while pos < start:  # newlines before the range
+            chunk = handle.read(min(RANGE_CHUNK, start - pos))
+            if not chunk:
+                return
+            lineno += chunk.count(b"\n")
+            pos += len(chunk)
+        if start > 0:
+            handle.seek(start - 1)
+            if handle.read(1) != b"\n":  # the line in progress at `start` belongs to the previous range
+                rest = handle.readline()
+                pos = start + len(rest)
+                lineno += 1 if rest.endswith(b"\n") else 0
+                if not rest.endswith(b"\n"):
+                    return
+            else:
+                pos = start
+        handle.seek(pos)
+        while pos < end:
+            raw = handle.readline()
+            if not raw:
+                return
+            lineno += 1
+            pos += len(raw)
+            yield lineno, raw
 
 
 def _stream_lines(handle, path: str, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:
@@ -110,14 +146,24 @@ def _lines_to_rows(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterat
             yield from _map_record(item[1], path, relpath, item[0], opts)
 
 
-def json_lines(path: str, relpath: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:
+def json_lines(path: str, relpath: str, size: int, opts: JsonlOptions, start: int = 0,
+               end: int | None = None) -> Iterator[tuple[int, bytes] | Row]:
     """The raw lines of one JSONL file (plain, gzip member by member, zstd ...) as (line number, bytes), and
-    skip rows for the parts that cannot be read."""
+    skip rows for the parts that cannot be read. With a byte range of a plain file: the lines that start in
+    [start, end), numbered as in the whole file."""
+    end = size if end is None else end
     if size == 0:
         yield from _problem(opts, path, "line 0", "empty_file", "the file is empty")
         return
     with fsspec.open(path, "rb", **opts.storage_options) as raw:
         gz = raw.read(3) == GZIP_MAGIC
+    if (start, end) != (0, size):
+        if gz:  # a gzip file named like a plain one: the first range reads it all
+            if start == 0:
+                yield from json_lines(path, relpath, size, opts)
+            return
+        yield from _range_lines(path, opts, start, end)
+        return
     if gz:
         with fsspec.open(path, "rb", **opts.storage_options) as raw:
             yield from _gzip_lines(raw, path, relpath, opts)

@@ -37,6 +37,9 @@ def logged_skips(rows: Iterable[Row], path: str, first: int = LOG_FIRST_PER_REAS
     line per reason: a file with a million bad records does not flood the log (the manifest counts all)."""
     counts: dict[str, int] = {}
     for row in rows:
+        if isinstance(row, pa.RecordBatch):  # rows a fast path already batched (all kept)
+            yield row
+            continue
         reason = row["removed_by"]
         if reason is not None:
             n = counts[reason] = counts.get(reason, 0) + 1
@@ -54,10 +57,16 @@ def logged_skips(rows: Iterable[Row], path: str, first: int = LOG_FIRST_PER_REAS
 def to_batches(rows: Iterable[Row], batch_rows: int = 1000, batch_bytes: int = 32 << 20,
                schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
     """Group rows into Arrow record batches of ``schema`` (the canonical document schema by default), bounded
-    in rows and text bytes."""
+    in rows and text bytes; record batches among the rows pass through in order."""
     buf: list[Row] = []
     size = 0
     for row in rows:
+        if isinstance(row, pa.RecordBatch):
+            if buf:
+                yield _batch(buf, schema)
+                buf, size = [], 0
+            yield row
+            continue
         buf.append(row)
         size += len(row["text"] or "")
         if len(buf) >= batch_rows or size >= batch_bytes:

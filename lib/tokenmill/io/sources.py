@@ -24,7 +24,13 @@ FILES_SCHEMA = T.StructType([
     T.StructField("path", T.StringType(), False),
     T.StructField("relpath", T.StringType(), False),
     T.StructField("size", T.LongType(), False),
+    T.StructField("start", T.LongType(), False),
+    T.StructField("end", T.LongType(), False),
 ])
+# Uncompressed JSONL files bigger than this are read by several tasks, one byte range each (a line belongs
+# to the range it starts in); one big file would otherwise keep every stage after the read on one core.
+SPLIT_BYTES = 32 << 20
+_COMPRESSED = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4", ".snappy")
 
 
 class SourceBase(Strict):
@@ -61,6 +67,7 @@ class JsonlSource(SourceBase):
     format: Literal["jsonl"]
     fields: FieldMap = Field(default_factory=FieldMap)
     on_error: Literal["skip", "raise"] = "raise"
+    split_bytes: int = Field(default=SPLIT_BYTES, gt=0)  # byte ranges per task for uncompressed files
     instruct: InstructMap | None = None  # instruction data (SFT / DPO / GRPO rows) instead of documents
 
 
@@ -101,27 +108,40 @@ def list_files(src: SourceBase, where: str) -> list[InputFile]:
     return relative_to_root(files[: src.limit_files] if src.limit_files else files)
 
 
-def _files_frame(spark: SparkSession, files: list[InputFile]) -> DataFrame:
-    """One row per file, one file per partition, so Spark spreads files over executors."""
-    rows = [(f.path, f.relpath, f.size) for f in files]
+def file_splits(files: list[InputFile], split_bytes: int | None) -> list[tuple[InputFile, int, int]]:
+    """(file, start, end) byte ranges: whole files, or ranges of ``split_bytes`` for uncompressed files."""
+    out = []
+    for f in files:
+        if not split_bytes or f.size <= split_bytes or f.path.lower().endswith(_COMPRESSED):
+            out.append((f, 0, f.size))
+            continue
+        starts = list(range(0, f.size, split_bytes))
+        out += [(f, a, min(a + split_bytes, f.size)) for a in starts]
+    return out
+
+
+def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int | None = None) -> DataFrame:
+    """One row per file (or byte range of one), one per partition, so Spark spreads them over executors."""
+    rows = [(f.path, f.relpath, f.size, start, end) for f, start, end in file_splits(files, split_bytes)]
     rdd = spark.sparkContext.parallelize(rows, numSlices=max(1, len(rows)))
     return spark.createDataFrame(rdd, FILES_SCHEMA)
 
 
 def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None, schema: T.StructType = DOCUMENT_SCHEMA,
-                 arrow_schema=None) -> DataFrame:
-    """One task per file: ``read_one(path, relpath, size)`` yields row dicts of ``schema`` (documents and
-    skips), sent on in Arrow batches."""
+                 arrow_schema=None, split_bytes: int | None = None) -> DataFrame:
+    """One task per file or byte range: ``read_one(path, relpath, size, start, end)`` yields row dicts of
+    ``schema`` (documents and skips), sent on in Arrow batches."""
     from .records import logged_skips, to_batches
 
     def run(batches):
         for batch in batches:
-            for path, relpath, size in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
-                if opens is not None:
+            for path, relpath, size, start, end in zip(*(batch.column(i).to_pylist() for i in range(5)), strict=True):
+                if opens is not None and start == 0:
                     opens.add(1)
-                yield from to_batches(logged_skips(read_one(path, relpath, size), path), schema=arrow_schema)
+                rows = read_one(path, relpath, size, start, end)
+                yield from to_batches(logged_skips(rows, path), schema=arrow_schema)
 
-    return _files_frame(spark, files).mapInArrow(run, schema)
+    return _files_frame(spark, files, split_bytes).mapInArrow(run, schema)
 
 
 def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -131,7 +151,7 @@ def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, 
                        main_content=src.main_content, content_types=tuple(src.content_types),
                        max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
                        length_mismatch=src.length_mismatch, storage_options=src.storage_options)
-    return stream_frame(spark, list_files(src, where), lambda p, r, s: read_warc_file(p, s, opts, r), opens)
+    return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_warc_file(p, s, opts, r), opens)
 
 
 def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -139,7 +159,8 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
 
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
-    return stream_frame(spark, list_files(src, where), lambda p, r, s: read_jsonl_file(p, r, s, opts), opens)
+    return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
+                        opens, split_bytes=src.split_bytes)
 
 
 def _read_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str, opens) -> DataFrame:

@@ -89,17 +89,26 @@ def check_unique_ids(spark: SparkSession, dest: str, shown_as: str, examples: in
     output. Reads only the id column back, one aggregation; the error names ids and where they come from."""
     fs = HadoopFS(spark, dest)
     paths = [f"{dest}/data"] + ([f"{dest}/removed"] if fs.list_dirs(f"{dest}/removed") else [])
-    meta = F.col(META)
-    frames = [df.select(ID, SOURCE, meta.getItem("file").alias("file"),
-                        F.coalesce(meta.getItem("where"), meta.getItem("line"), meta.getItem("warc_offset")).alias("at"))
-              for df in (spark.read.parquet(p) for p in paths) if META in df.columns]
-    if not frames:
+    frames = [spark.read.parquet(p) for p in paths]
+    if not all(META in df.columns for df in frames):
         return
-    ids = frames[0]
+    # Ids alone first (one narrow column); where they come from is read only for ids that repeat.
+    ids = frames[0].select(ID)
     for other in frames[1:]:
-        ids = ids.unionByName(other)
-    dups = ids.groupBy(ID).agg(F.count("*").alias("n"), F.first(SOURCE).alias("source"),
-                               F.collect_list(F.concat_ws(" ", F.regexp_replace("file", "^file://", ""), "at")).alias("where")).where(F.col("n") > 1)
+        ids = ids.unionByName(other.select(ID))
+    repeated = ids.groupBy(ID).count().where(F.col("count") > 1)
+    if repeated.limit(1).count() == 0:
+        return
+    meta = F.col(META)
+    located = [df.join(repeated.select(ID), ID, "left_semi")
+               .select(ID, SOURCE, meta.getItem("file").alias("file"),
+                       F.coalesce(meta.getItem("where"), meta.getItem("line"), meta.getItem("warc_offset")).alias("at"))
+               for df in frames]
+    rows = located[0]
+    for other in located[1:]:
+        rows = rows.unionByName(other)
+    dups = rows.groupBy(ID).agg(F.count("*").alias("n"), F.first(SOURCE).alias("source"),
+                                F.collect_list(F.concat_ws(" ", F.regexp_replace("file", "^file://", ""), "at")).alias("where"))
     found = dups.limit(examples).collect()  # small: a few examples
     if not found:
         return

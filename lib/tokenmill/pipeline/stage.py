@@ -171,10 +171,14 @@ def lookup(name: str, where: str) -> StageSpec:
     return REGISTRY[name]
 
 
-def mark_removed(df: DataFrame, condition: Column, stage: str, reason: str | Column) -> DataFrame:
-    """Tag rows matching ``condition`` (and not removed earlier) as removed by ``stage`` for ``reason``."""
+def mark_removed(df: DataFrame, condition: Column | None, stage: str, reason: str | Column) -> DataFrame:
+    """Tag rows matching ``condition`` (and not removed earlier) as removed by ``stage`` for ``reason``.
+    With ``condition`` None, a row is removed where the ``reason`` column is not null (the reason expression
+    is then evaluated once per row, not once for the test and once for the tag)."""
     reason_col = reason if isinstance(reason, Column) else F.lit(reason)
     tag = F.concat(F.lit(f"{stage}:"), reason_col)
+    if condition is None:
+        return df.withColumn(REMOVED_BY, F.coalesce(F.col(REMOVED_BY), tag))
     # One reference to the previous `removed_by`: Catalyst inlines projections, so an expression that named
     # it twice would double in size with every filter stage of a long pipeline.
     return df.withColumn(REMOVED_BY, F.coalesce(F.col(REMOVED_BY), F.when(condition, tag)))

@@ -1,0 +1,116 @@
+"""The fast path for the most common layouts (ShareGPT `conversations`, `messages`) in JSONL: a chunk of lines
+is parsed by Arrow's C++ JSON reader with an explicit schema and mapped with Arrow compute (role aliases,
+flattened text), so no Python runs per turn. A chunk Arrow cannot take as is (a bad line, a wrong type, a
+missing role, typed content parts) goes through the per-record path (read.py), which gives each row its
+exact reason; both paths produce identical rows (tests compare them).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from ..schema import stable_id
+from .formats import ARROW_MESSAGE, ROLE_ALIASES, arrow_schema
+
+CHUNK_LINES = 2000
+_ALIAS_KEYS = pa.array(list(ROLE_ALIASES))
+_ALIAS_VALUES = pa.array(list(ROLE_ALIASES.values()))
+_SCALAR_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+
+
+class FastMapper:
+    """Maps chunks of JSONL lines of one source with Arrow, or says it cannot (`None`)."""
+
+    def __init__(self, mapper: Any, sample: list[dict]):
+        from .read import META_MAX_CHARS
+
+        opts = mapper.opts
+        self.mapper = mapper
+        self.max_meta = META_MAX_CHARS
+        sharegpt = opts.layout == "sharegpt"
+        self.field = opts.fields.get("messages", "conversations" if sharegpt else "messages")
+        self.role_key, self.content_key = ("from", "value") if sharegpt else ("role", "content")
+        used = {self.field, *opts.fields.values()}
+        self.scalars: dict[str, pa.DataType] = {}
+        for record in sample:
+            for k, v in record.items():
+                if k in used or k.startswith("__") or v is None or type(v) not in _SCALAR_TYPES:
+                    continue
+                self.scalars.setdefault(k, _SCALAR_TYPES[type(v)])
+        turn = pa.struct([(self.role_key, pa.string()), (self.content_key, pa.string())])
+        self.schema = pa.schema([(self.field, pa.list_(turn))] + list(self.scalars.items()))
+        self.out_schema = arrow_schema("sft")
+
+    @staticmethod
+    def applies(mapper: Any, sample: list[dict]) -> bool:
+        """Only plain SFT conversations: no system prompt field, no id field, no renamed roles."""
+        opts = mapper.opts
+        if mapper.use != "sft" or opts.layout not in ("sharegpt", "messages") or mapper.id_field:
+            return False
+        if set(opts.fields) - {"messages"}:
+            return False
+        return not any("system" in r for r in sample)
+
+    def batch(self, lines: list[tuple[int, bytes]], path: str, relpath: str) -> pa.RecordBatch | None:
+        """Canonical rows of the lines (line number, raw bytes), or None when Arrow cannot map them all."""
+        try:
+            table = pj.read_json(io.BytesIO(b"\n".join(raw.rstrip(b"\r\n") for _, raw in lines)),
+                                 read_options=pj.ReadOptions(use_threads=False, block_size=1 << 30),
+                                 parse_options=pj.ParseOptions(explicit_schema=self.schema,
+                                                               unexpected_field_behavior="ignore"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if table.num_rows != len(lines):
+            return None
+        convs = table.column(self.field).combine_chunks()
+        if convs.null_count:
+            return None
+        turns = convs.values
+        if turns.null_count:
+            return None
+        roles = turns.field(self.role_key)
+        contents = turns.field(self.content_key)
+        if roles.null_count or contents.null_count:
+            return None
+        idx = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(roles)), value_set=_ALIAS_KEYS)
+        role = pc.if_else(pc.is_null(idx), roles, pc.take(_ALIAS_VALUES, idx))
+        offsets = convs.offsets
+        if convs.offset:  # a sliced list array: rebase its offsets
+            offsets = pc.subtract(offsets, offsets[0])
+        messages = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays([role, contents],
+                                                                                 fields=list(ARROW_MESSAGE)))
+        n = len(lines)
+        texts = _joined_nonempty(contents, np.asarray(pc.list_parent_indices(convs)), n)
+        source = self.mapper.source
+        ids, metas = [], []
+        scalar_values = {k: table.column(k).to_pylist() for k in self.scalars}
+        for i, (lineno, _) in enumerate(lines):
+            ids.append(stable_id(source, f"{relpath}:{lineno}"))
+            meta = []
+            for k, values in scalar_values.items():
+                v = values[i]
+                if v is not None:
+                    s = str(v)
+                    if len(s) <= self.max_meta:
+                        meta.append((k, s))
+            meta += [("file", path), ("where", f"line {lineno}")]
+            metas.append(meta)
+        nulls = pa.nulls(n, pa.string())
+        return pa.RecordBatch.from_arrays(
+            [pa.array(ids, pa.string()), texts, pa.array([source] * n, pa.string()), nulls,
+             pa.array(metas, self.out_schema.field("meta").type), nulls, messages], schema=self.out_schema)
+
+
+def _joined_nonempty(contents: pa.Array, parents: np.ndarray, n: int) -> pa.Array:
+    """Per row, its non-empty turn contents joined by a blank line (what `flat_text` gives)."""
+    keep = np.asarray(pc.greater(pc.binary_length(contents), 0).fill_null(False))
+    counts = np.bincount(parents[keep], minlength=n)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    kept = contents.filter(pa.array(keep))
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), kept), "\n\n")
