@@ -166,8 +166,8 @@ def test_filter_job_on_gsm8k_with_decontamination(spark, tmp_path):
     bench.write_text(json.dumps({"question": "A company has 1200 employees and hires 250 more. How many employees "
                                              "does it have?", "answer": "1450"}) + "\n")
     out = tmp_path / "filtered"
-    filter_job(args(spark, source=str(FIXTURES / "gsm8k.jsonl"), use="grpo", output=str(out), benchmarks="gsm8k",
-                    overrides=[f"stages[6].benchmarks[0]={{preset: gsm8k, path: {bench}}}"]))
+    filter_job(args(spark, source=str(FIXTURES / "gsm8k.jsonl"), use="grpo", output=str(out),
+                    benchmarks=f"gsm8k={bench}"))
     stages = {s["stage"]: s for s in manifest(out)["stages"]}
     assert stages["decontaminate"]["removed"] == {"contaminated": 1}
     assert stages["write"]["rows_out"] == 1

@@ -247,10 +247,16 @@ def filter_stages(args: argparse.Namespace) -> list[dict]:
                {"stage": "minhash_dedup", "id": "near_prompts", "ngram": 3, "threshold": args.near_threshold}]
     stages.append({"stage": "instruct_text", "id": "all_text", "part": "all"})
     if args.benchmarks:
-        stages.append({"stage": "decontaminate", "benchmarks": [b.strip() for b in args.benchmarks.split(",")],
+        stages.append({"stage": "decontaminate", "benchmarks": [_benchmark(b) for b in args.benchmarks.split(",")],
                        "action": "remove"})
     stages.append({"stage": "write", "keep_removed": True})
     return stages
+
+
+def _benchmark(entry: str) -> str | dict:
+    """`gsm8k` (a preset, from the hub cache) or `gsm8k=path/to/test.jsonl` (the preset's fields, a local file)."""
+    name, _, path = entry.strip().partition("=")
+    return {"preset": name, "path": path} if path else name
 
 
 def filter_job(args: argparse.Namespace) -> int:
@@ -263,7 +269,8 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     _source_args(p)
     p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard of near-duplicate prompts")
     p.add_argument("--benchmarks", default=None,
-                   help="benchmark presets or files to decontaminate against, comma-separated (gsm8k,math,humaneval)")
+                   help="benchmark presets to decontaminate against, comma-separated (gsm8k,math,humaneval); "
+                        "preset=path for a local copy of the test split (gsm8k=data/gsm8k_test.jsonl)")
 
 
 # ---- export ---------------------------------------------------------------------------------------------
