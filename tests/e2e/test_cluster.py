@@ -24,10 +24,30 @@ def _rows(folder):
     return sorted(rows, key=lambda r: r["id"])
 
 
-def test_spark_submit_to_standalone_cluster_matches_local(sample_run, sample_dir, tmp_path):
+def _instruct_config(path, output):
+    """Instruction data on the cluster: a ShareGPT file in byte ranges (Arrow fast path and the per-record
+    fallback), native checks, a chat template and deterministic splits."""
+    return write_config(path, {
+        "name": "instruct-cluster", "output": str(output),
+        "sources": [{"name": "sharegpt", "format": "jsonl", "on_error": "skip", "split_bytes": 300,
+                     "paths": str(ROOT / "tests" / "instruct" / "fixtures" / "sharegpt.jsonl"),
+                     "instruct": {"for": "sft", "layout": "sharegpt"}}],
+        "stages": ["read", {"stage": "instruct_filter", "problems": ["assistant_first", "no_assistant"]},
+                   {"stage": "instruct_format", "template": "chatml"},
+                   {"stage": "instruct_split", "fractions": {"train": 0.5, "test": 0.5}},
+                   {"stage": "write", "partition_by": ["split"]}]})
+
+
+def test_spark_submit_to_standalone_cluster_matches_local(sample_run, sample_dir, spark, tmp_path):
+    from tokenmill.pipeline import load_pipeline, run
+
     local_out, _ = sample_run
     cluster_out = tmp_path / "cluster"
     conf = write_config(tmp_path / "cluster.yaml", sample_config(sample_dir, cluster_out))
+    instruct_local = tmp_path / "instruct-local"
+    run(spark, load_pipeline(str(_instruct_config(tmp_path / "instruct-local.yaml", instruct_local))))
+    instruct_cluster = tmp_path / "instruct-cluster"
+    instruct_conf = _instruct_config(tmp_path / "instruct-cluster.yaml", instruct_cluster)
     built = _make("dist")
     assert built.returncode == 0, built.stderr[-3000:]
     up = _make("cluster-up")
@@ -36,8 +56,12 @@ def test_spark_submit_to_standalone_cluster_matches_local(sample_run, sample_dir
         submitted = _make("submit", extra=[f"CONF={conf}"])
         assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-5000:]
         assert "320 rows, written" in submitted.stdout
+        submitted = _make("submit", extra=[f"CONF={instruct_conf}"])
+        assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-5000:]
+        assert "5 rows, written" in submitted.stdout
     finally:
         _make("cluster-down")
     manifest = (cluster_out / "manifest.json").read_text()
     assert '"master": "spark://127.0.0.1:7077"' in manifest
     assert _rows(cluster_out) == _rows(local_out)
+    assert _rows(instruct_cluster) == _rows(instruct_local)

@@ -47,7 +47,7 @@ def test_unknown_stage_lists_known(sample_dir, tmp_path):
     data = sample_config(sample_dir, tmp_path / "o")
     data["stages"].insert(1, "dedupe")
     path = write_config(tmp_path / "bad.yaml", data)
-    with pytest.raises(ConfigError, match=r"stages\[1\]: unknown stage 'dedupe'; known stages: decontaminate, exact_dedup, langid, language_filter, minhash_dedup, quality_classifier, quality_filter, quality_select, quality_signals, read, tokens, url_filter, word_filter, write"):
+    with pytest.raises(ConfigError, match=r"stages\[1\]: unknown stage 'dedupe'; known stages: decontaminate, exact_dedup, instruct_filter, instruct_format, instruct_split, instruct_text, langid, language_filter, minhash_dedup, quality_classifier, quality_filter, quality_select, quality_signals, read, tokens, url_filter, word_filter, write"):
         load_pipeline(str(path))
 
 
