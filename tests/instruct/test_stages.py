@@ -173,3 +173,28 @@ def test_filter_job_on_gsm8k_with_decontamination(spark, tmp_path):
     assert stages["write"]["rows_out"] == 1
     kept = spark.read.parquet(str(out / "data")).collect()
     assert [r["answer"] for r in kept] == ["72"]
+
+
+def test_strings_form_for_trl_standard_columns(spark, tmp_path):
+    sft = [("a", [("system", "S"), ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2")]),
+           ("b", [("user", "only a question")])]
+    df = (spark.createDataFrame(sft, "id string, messages array<struct<role:string,content:string>>")
+          .withColumn("source", F.lit("s")).withColumn("text", F.lit("")).withColumn("removed_by", F.lit(None).cast("string")))
+    params = InstructFormatParams(stage="instruct_format", template="chatml", form="strings")
+    got = {r["id"]: r.asDict() for r in instruct_format(ctx(spark, tmp_path), df, params).collect()}
+    assert got["a"]["prompt_text"] == ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ1<|im_end|>\n"
+                                       "<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nQ2<|im_end|>\n"
+                                       "<|im_start|>assistant\n")
+    assert got["a"]["completion_text"] == "A2"
+    assert got["b"]["removed_by"] == "instruct_format:template_cannot_express"
+    out = tmp_path / "hh"
+    convert_job(args(spark, source=str(FIXTURES / "hh_rlhf.jsonl"), use="dpo", to="strings", template="llama2",
+                     output=str(out)))
+    rows = {r["meta"]["where"]: r for r in spark.read.parquet(str(out / "data")).collect()}
+    first = rows["line 1"]
+    assert first["prompt_text"] == ("<s>[INST] What are some cuss words in english? [/INST] I'd rather not list "
+                                    "those. </s><s>[INST] Why not? [/INST]")
+    assert (first["chosen_text"], first["rejected_text"]) == (
+        "They can hurt people, and I want to be helpful and kind.", "Fine, here is a list.")
+    # line 3's transcripts share no prompt (validation reports prompt_not_shared): its prompt is empty
+    assert rows["line 3"]["prompt_text"] == ""

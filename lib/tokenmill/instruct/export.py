@@ -24,6 +24,7 @@ def export_columns(columns: list[str], manifest: dict) -> list[str]:
     cols = [ID, SOURCE] + (list(USE_COLUMNS[use]) if use else [])
     if (use is None or rendered) and TEXT in columns:
         cols.append(TEXT)
+    cols += [c for c in ("prompt_text", "completion_text", "chosen_text", "rejected_text") if c in columns]
     return cols + ([SPLIT] if SPLIT in columns else [])
 
 

@@ -190,8 +190,12 @@ def convert_job(args: argparse.Namespace) -> int:
     stages: list[dict] = [{"stage": "read"}]
     if args.to == "text":
         if args.use != "sft" and not args.config:
-            raise ConfigError("--to text renders conversations: it needs --for sft")
+            raise ConfigError("--to text renders conversations: it needs --for sft (--to strings for dpo)")
         stages.append({"stage": "instruct_format", "template": args.template})
+    elif args.to == "strings":
+        if args.use == "grpo" and not args.config:
+            raise ConfigError("--to strings is for sft (prompt/completion) and dpo (prompt/chosen/rejected)")
+        stages.append({"stage": "instruct_format", "template": args.template, "form": "strings"})
     stages.append({"stage": "write", "keep_removed": False})
     result = _run(args, stages)
     if args.export:
@@ -203,11 +207,12 @@ def convert_job(args: argparse.Namespace) -> int:
 
 def _convert_args(p: argparse.ArgumentParser) -> None:
     _source_args(p)
-    p.add_argument("--to", choices=("canonical", "text"), default="canonical",
+    p.add_argument("--to", choices=("canonical", "text", "strings"), default="canonical",
                    help="canonical: messages (sft) / prompt,chosen,rejected (dpo) / question,answer,solution (grpo); "
-                        "text: one templated string per conversation")
+                        "text: one templated string per conversation; strings: TRL's standard columns "
+                        "(prompt_text + completion_text, or prompt_text + chosen_text + rejected_text)")
     p.add_argument("--template", default="chatml",
-                   help="for --to text: chatml, llama2, alpaca, or a local tokenizer directory with a chat_template")
+                   help="for --to text/strings: chatml, llama2, alpaca, or a local tokenizer directory with a chat_template")
     p.add_argument("--export", choices=("jsonl", "parquet", "hf"), default=None,
                    help="also export the result (beside the output, suffixed with the format)")
 

@@ -125,57 +125,95 @@ def instruct_filter(ctx: StageContext, df: DataFrame, params: InstructFilterPara
 
 
 class InstructFormatParams(StageParams):
-    """Render each conversation as one training string: a named template or a tokenizer's chat template."""
+    """Render conversations as strings: a named template or a tokenizer's chat template. `form: text` gives
+    one training string per SFT conversation (in `column`); `form: strings` gives TRL's standard
+    (non-conversational) columns: SFT `prompt_text` / `completion_text` (the prompt ends where the final
+    reply starts), DPO `prompt_text` / `chosen_text` / `rejected_text`."""
 
     template: str = "chatml"  # chatml | llama2 | alpaca, or a local tokenizer directory with a chat_template
+    form: Literal["text", "strings"] = "text"
     column: str = TEXT
     add_generation_prompt: bool = False
 
     def unstamped(self) -> list[str]:
         return [] if self.template not in TEMPLATES else [self.template]
 
+    def outputs(self) -> list[str]:
+        return [self.column] if self.form == "text" else [PROMPT_TEXT, COMPLETION_TEXT, CHOSEN_TEXT, REJECTED_TEXT]
 
-@register("instruct_format", "annotate", InstructFormatParams, requires=[MESSAGES], adds=lambda p: [p.column])
+
+PROMPT_TEXT, COMPLETION_TEXT, CHOSEN_TEXT, REJECTED_TEXT = "prompt_text", "completion_text", "chosen_text", "rejected_text"
+STRING_COLUMNS = {"sft": (PROMPT_TEXT, COMPLETION_TEXT), "dpo": (PROMPT_TEXT, CHOSEN_TEXT, REJECTED_TEXT)}
+
+
+def _strings(row: dict, use: str, render_fn) -> dict[str, str]:
+    """TRL's standard columns of one row (raises ValueError when the row has no reply to split off)."""
+    if use == "sft":
+        msgs = row[MESSAGES]
+        last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
+        if last is None or last == 0:
+            raise ValueError("no assistant reply after a prompt to split off as the completion")
+        return {PROMPT_TEXT: render_fn(msgs[:last], True), COMPLETION_TEXT: msgs[last]["content"]}
+    return {PROMPT_TEXT: render_fn(row[PROMPT], True),
+            CHOSEN_TEXT: "\n\n".join(m["content"] for m in row[CHOSEN]),
+            REJECTED_TEXT: "\n\n".join(m["content"] for m in row[REJECTED])}
+
+
+@register("instruct_format", "annotate", InstructFormatParams,
+          requires=lambda p: [MESSAGES] if p.form == "text" else [], adds=lambda p: p.outputs()[:1])
 def instruct_format(ctx: StageContext, df: DataFrame, params: InstructFormatParams) -> DataFrame:
-    """`messages` -> one templated string per row (a row the template cannot express is removed with its reason)."""
+    """Conversations -> templated strings (a row the template cannot express is removed with its reason)."""
     import pyarrow as pa
     from pyspark.sql import types as T
 
+    use = _use(df, ctx.label)
+    if params.form == "text" and use != "sft":
+        raise ValueError(f"{ctx.label}: form text renders SFT conversations; use form: strings for {use}")
+    if params.form == "strings" and use not in STRING_COLUMNS:
+        raise ValueError(f"{ctx.label}: form strings is for sft or dpo rows, not {use}")
+    outputs = [params.column] if params.form == "text" else list(STRING_COLUMNS[use])
+    inputs = [MESSAGES] if use == "sft" else [PROMPT, CHOSEN, REJECTED]
     named = params.template in TEMPLATES
     shipped = None
     if not named:
         from ..io.artifacts import ship_dir
 
         shipped = ship_dir(ctx.spark, params.template, "tokenizer")
-    template, add_gen = params.template, params.add_generation_prompt
+    template, add_gen, form = params.template, params.add_generation_prompt, params.form
     err_col = "__format_error"
 
     def render_batch(batch: pa.RecordBatch) -> dict:
-        from .templates import TemplateError, hf_tokenizer, render, render_hf
+        from .templates import hf_tokenizer, render, render_hf
 
         tok = None if named else hf_tokenizer(template, shipped)
-        texts, errors = [], []
-        removed = batch.column(REMOVED_BY).to_pylist()
-        for msgs, gone in zip(batch.column(MESSAGES).to_pylist(), removed, strict=True):
-            if msgs is None or gone is not None:
-                texts.append(None)
-                errors.append(None)
-                continue
-            try:
-                texts.append(render(msgs, template) if named else render_hf(msgs, tok, add_gen))
-                errors.append(None)
-            except (TemplateError, ValueError) as exc:  # jinja raises TemplateError subclasses of Exception
-                texts.append(None)
-                errors.append(str(exc)[:200])
-            except Exception as exc:  # noqa: BLE001 - a chat template's own `raise_exception` (role order)
-                texts.append(None)
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
-        return {params.column: pa.array(texts, pa.string()), err_col: pa.array(errors, pa.string())}
 
-    out = map_batches(df, render_batch, [T.StructField(params.column, T.StringType(), True),
-                                         T.StructField(err_col, T.StringType(), True)])
+        def render_fn(msgs, gen):
+            return render(msgs, template, gen) if named else render_hf(msgs, tok, gen)
+
+        cols = {name: batch.column(name).to_pylist() for name in inputs}
+        removed = batch.column(REMOVED_BY).to_pylist()
+        out: dict[str, list] = {name: [] for name in outputs}
+        errors = []
+        for i, gone in enumerate(removed):
+            row = {name: cols[name][i] for name in inputs}
+            values, error = {}, None
+            if gone is None and all(v is not None for v in row.values()):
+                try:
+                    values = ({params.column: render_fn(row[MESSAGES], add_gen)} if form == "text"
+                              else _strings(row, use, render_fn))
+                except Exception as exc:  # noqa: BLE001 - TemplateError, or a chat template's raise_exception
+                    error = f"{type(exc).__name__}: {exc}"[:200]
+            for name in outputs:
+                out[name].append(values.get(name))
+            errors.append(error)
+        arrays = {name: pa.array(v, pa.string()) for name, v in out.items()}
+        arrays[err_col] = pa.array(errors, pa.string())
+        return arrays
+
+    fields = [T.StructField(n, T.StringType(), True) for n in outputs] + [T.StructField(err_col, T.StringType(), True)]
+    out = map_batches(df, render_batch, fields)
     out = mark_removed(out, F.col(err_col).isNotNull(), ctx.label, "template_cannot_express")
-    ctx.report("template", params.template)
+    ctx.report_all({"template": params.template, "form": params.form})
     return out.drop(err_col)
 
 

@@ -119,9 +119,13 @@ PARSE: dict[str, Callable[[str], list[Message]]] = {"chatml": _parse_chatml, "ll
                                                      "alpaca": _parse_alpaca}
 
 
-def render(messages: list[Message], template: str) -> str:
-    """``messages`` as one string in the named ``template``."""
-    return RENDER[template](messages)
+def render(messages: list[Message], template: str, add_generation_prompt: bool = False) -> str:
+    """``messages`` as one string in the named ``template``; with ``add_generation_prompt`` it ends where the
+    assistant's reply starts (what a prompt-only string needs)."""
+    text = RENDER[template](messages)
+    if add_generation_prompt and template == "chatml":
+        text += "<|im_start|>assistant\n"
+    return text  # llama2 and alpaca already end at the reply after a final user turn
 
 
 def detect(text: str) -> str | None:
