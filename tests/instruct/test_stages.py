@@ -38,6 +38,13 @@ def frame(spark, n: int = 200, sources=("a", "b"), repeat_every: int = 10):
             .withColumn("removed_by", F.lit(None).cast("string")))
 
 
+def sft_frame(spark, rows):
+    """Canonical SFT rows from (id, [(role, content), ...]) pairs."""
+    return (spark.createDataFrame(rows, "id string, messages array<struct<role:string,content:string>>")
+            .withColumn("source", F.lit("s")).withColumn("text", F.lit(""))
+            .withColumn("removed_by", F.lit(None).cast("string")))
+
+
 def ctx(spark, tmp_path):
     return StageContext(spark, work_dir=str(tmp_path))
 
@@ -72,8 +79,7 @@ def test_filter_stage_removes_problems_and_lengths(spark, tmp_path):
             ("none", [("user", "anyone?")]),
             ("long", [("user", "x" * 50), ("assistant", "fine")]),
             ("first", [("assistant", "I start"), ("user", "ok"), ("assistant", "done")])]
-    df = (spark.createDataFrame(rows, "id string, messages array<struct<role:string,content:string>>")
-          .withColumn("source", F.lit("s")).withColumn("text", F.lit("")).withColumn("removed_by", F.lit(None).cast("string")))
+    df = sft_frame(spark, rows)
     params = InstructFilterParams(stage="instruct_filter", problems=["no_assistant", "assistant_first"],
                                   max_chars={"prompt": 20})
     got = {r["id"]: r["removed_by"] for r in instruct_filter(ctx(spark, tmp_path), df, params).collect()}
@@ -93,8 +99,7 @@ def test_format_through_a_tokenizers_chat_template(spark, tmp_path):
                          "<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}")
     tok.save_pretrained(path)
     rows = [("a", [("user", "hi"), ("assistant", "hello")]), ("b", [("user", "hi"), ("system", "late")])]
-    df = (spark.createDataFrame(rows, "id string, messages array<struct<role:string,content:string>>")
-          .withColumn("source", F.lit("s")).withColumn("text", F.lit("")).withColumn("removed_by", F.lit(None).cast("string")))
+    df = sft_frame(spark, rows)
     out = instruct_format(ctx(spark, tmp_path), df, InstructFormatParams(stage="instruct_format", template=path))
     got = {r["id"]: (r["text"], r["removed_by"]) for r in out.collect()}
     assert got["a"] == ("<|user|>hi</s><|assistant|>hello</s>", None)
@@ -178,8 +183,7 @@ def test_filter_job_on_gsm8k_with_decontamination(spark, tmp_path):
 def test_strings_form_for_trl_standard_columns(spark, tmp_path):
     sft = [("a", [("system", "S"), ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2")]),
            ("b", [("user", "only a question")])]
-    df = (spark.createDataFrame(sft, "id string, messages array<struct<role:string,content:string>>")
-          .withColumn("source", F.lit("s")).withColumn("text", F.lit("")).withColumn("removed_by", F.lit(None).cast("string")))
+    df = sft_frame(spark, sft)
     params = InstructFormatParams(stage="instruct_format", template="chatml", form="strings")
     got = {r["id"]: r.asDict() for r in instruct_format(ctx(spark, tmp_path), df, params).collect()}
     assert got["a"]["prompt_text"] == ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ1<|im_end|>\n"

@@ -19,7 +19,9 @@ from pyspark.sql import types as T
 
 from ..schema import (
     ANSWER,
+    ARROW_DOCUMENT_SCHEMA,
     CHOSEN,
+    DOCUMENT_SCHEMA,
     ID,
     INSTRUCT_COLUMNS,
     MESSAGES,
@@ -52,14 +54,7 @@ MESSAGE_LIST = T.ArrayType(MESSAGE, True)
 ARROW_MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
 ARROW_MESSAGE_LIST = pa.list_(ARROW_MESSAGE)
 
-_BASE = [
-    T.StructField(ID, T.StringType(), False),
-    T.StructField(TEXT, T.StringType(), True),
-    T.StructField(SOURCE, T.StringType(), False),
-    T.StructField(URL, T.StringType(), True),
-    T.StructField(META, T.MapType(T.StringType(), T.StringType()), True),
-    T.StructField(REMOVED_BY, T.StringType(), True),
-]
+_BASE = list(DOCUMENT_SCHEMA.fields)  # id, text, source, url, meta, removed_by: as for documents
 _USE_FIELDS = {
     "sft": [T.StructField(MESSAGES, MESSAGE_LIST, True)],
     "dpo": [T.StructField(c, MESSAGE_LIST, True) for c in (PROMPT, CHOSEN, REJECTED)],
@@ -74,9 +69,7 @@ def spark_schema(use: str) -> T.StructType:
 
 def arrow_schema(use: str) -> pa.Schema:
     """The Arrow schema of canonical rows for ``use`` (what the readers' batches carry)."""
-    base = [pa.field(ID, pa.string(), nullable=False), pa.field(TEXT, pa.string()),
-            pa.field(SOURCE, pa.string(), nullable=False), pa.field(URL, pa.string()),
-            pa.field(META, pa.map_(pa.string(), pa.string())), pa.field(REMOVED_BY, pa.string())]
+    base = list(ARROW_DOCUMENT_SCHEMA)
     extra = {"sft": [pa.field(MESSAGES, ARROW_MESSAGE_LIST)],
              "dpo": [pa.field(c, ARROW_MESSAGE_LIST) for c in (PROMPT, CHOSEN, REJECTED)],
              "grpo": [pa.field(c, pa.string()) for c in (QUESTION, ANSWER, SOLUTION)]}[use]

@@ -76,8 +76,8 @@ def source_entry(arg: str, use: str) -> dict:
     return entry
 
 
-def build(args: argparse.Namespace, stages: list[dict]) -> tuple[dict, str]:
-    """The pipeline config of a quick job (one source, ``stages``), --set applied; and its source as given."""
+def build(args: argparse.Namespace, stages: list[dict]) -> dict:
+    """The pipeline config of a quick job (one source, ``stages``), --set applied."""
     source = source_entry(args.source, args.use)
     output = getattr(args, "output", None) or f"out/{args.job_name}/{source['name']}"
     pipeline: dict[str, Any] = {"name": f"{args.job_name}-{source['name']}", "output": output,
@@ -88,7 +88,7 @@ def build(args: argparse.Namespace, stages: list[dict]) -> tuple[dict, str]:
             pipeline = apply_override(pipeline, assignment)
         else:
             pipeline["sources"][0] = apply_override(pipeline["sources"][0], assignment)
-    return pipeline, args.source
+    return pipeline
 
 
 def _write_config(pipeline: dict) -> str:
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace, stages: list[dict], required: str | None = No
         return run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required, spark)
     if not args.source or not args.use:
         raise ConfigError(f"{args.job_name}: give --config, or --source and --for")
-    pipeline, _ = build(args, stages)
+    pipeline = build(args, stages)
     path = _write_config(pipeline)
     print(f"config   {path}")
     return run_pipeline(path, [], args.spark_profile, args.force, required, spark)
@@ -199,8 +199,10 @@ def convert_job(args: argparse.Namespace) -> int:
     stages.append({"stage": "write", "keep_removed": False})
     result = _run(args, stages)
     if args.export:
-        info = export(result.output, args.export, f"{result.output.rstrip('/')}-{args.export}",
-                      spark_profile=args.spark_profile, spark=getattr(args, "spark", None))
+        from .export import export_output
+
+        info = export_output(result.output, args.export, f"{result.output.rstrip('/')}-{args.export}",
+                             spark_profile=args.spark_profile, spark=getattr(args, "spark", None))
         print(f"exported {info['rows']:,} rows as {args.export} to {info['output']}\nload it  {info['load']}")
     return 0
 
@@ -280,16 +282,10 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 # ---- export ---------------------------------------------------------------------------------------------
 
-def export(folder: str, fmt: str, output: str, push_to_hub: str | None = None, spark_profile: str | None = None,
-           spark=None) -> dict:
-    """Export a tokenmill output folder (see export.py)."""
+def export_job(args: argparse.Namespace) -> int:
     from .export import export_output
 
-    return export_output(folder, fmt, output, push_to_hub, spark_profile, spark)
-
-
-def export_job(args: argparse.Namespace) -> int:
-    info = export(args.input, args.format, args.output, args.push_to_hub, args.spark_profile)
+    info = export_output(args.input, args.format, args.output, args.push_to_hub, args.spark_profile)
     print(f"exported {info['rows']:,} rows as {args.format} to {info['output']}")
     print(f"load it  {info['load']}")
     return 0
