@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..text.arrays import expand_ranges
-from ..text.ngrams import TokenHasher, batch_ngrams, ngram_hashes, token_spans, tokens
+from ..text.fast_ngrams import KeySet, hash_tokens, ngram_lookup, token_hashes
+from ..text.ngrams import ngram_hashes, token_spans, tokens
 from .benchmarks import BenchmarkSpec, Item
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -88,6 +89,16 @@ class Table:
     def items_of(self, key: int) -> np.ndarray:
         return self.items[self.starts[key]:self.starts[key + 1]]
 
+    def find(self, flat: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(flat start positions, key indices) of the n-grams of a batch that are keys (compiled scan)."""
+        keyset = self.__dict__.get("_keyset")
+        if keyset is None:  # built once per process (the table arrives by broadcast)
+            keyset = self.__dict__["_keyset"] = KeySet(self.keys)
+        return ngram_lookup(flat, offsets, n, keyset)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_keyset"}
+
 
 @dataclass
 class MathIndex:
@@ -117,7 +128,6 @@ class Index:
 
 def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]], n: int,
                 min_item_tokens: int) -> Index:
-    hasher = TokenHasher()
     items: list[tuple[str, str]] = []
     pairs: list[tuple[int, int]] = []
     lengths = {n}
@@ -132,7 +142,7 @@ def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]
             items.append((item.benchmark, item.item_id))
             st["items"] += 1
             toks = tokens(unlabel(item.text))
-            th = hasher(toks)
+            th = hash_tokens(toks)
             if len(th) >= n:
                 hs = np.unique(ngram_hashes(th, n)[_wordy(toks, n)])
             elif len(th) >= min_item_tokens and _wordy(toks, len(toks)).all():
@@ -148,7 +158,7 @@ def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]
             if item.short_text is not None and len(th) >= n:
                 qt = tokens(unlabel(item.short_text))
                 if min_item_tokens <= len(qt) < n and _wordy(qt, len(qt)).all():
-                    hs = np.concatenate([hs, ngram_hashes(hasher(qt), len(qt))])
+                    hs = np.concatenate([hs, ngram_hashes(hash_tokens(qt), len(qt))])
                     lengths.add(len(qt))
                     st["indexed_whole"] += 1
             st["ngrams"] += len(hs)
@@ -157,7 +167,7 @@ def build_index(specs: list[BenchmarkSpec], items_by_bench: dict[str, list[Item]
                 nums = distinctive(numbers(item.math_text))
                 if len(nums) >= spec.math.min_numbers:
                     mtoks = tokens(item.math_text)
-                    short = np.unique(ngram_hashes(hasher(mtoks), spec.math.n)[_wordy(mtoks, spec.math.n)])
+                    short = np.unique(ngram_hashes(hash_tokens(mtoks), spec.math.n)[_wordy(mtoks, spec.math.n)])
                     if len(short):
                         math_pairs.setdefault(spec.math.n, []).extend((int(h), k) for h in short)
                         math_meta.setdefault(spec.math.n, {})[k] = (len(short), spec.math.min_overlap, nums,
@@ -231,46 +241,38 @@ class Hit:
     length: int  # tokens
 
 
-def _batch(texts: list[str | None], hasher: TokenHasher) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Every present document's token hashes laid end to end, with document offsets. Tokens are
-    dictionary-encoded by Arrow (in C), so only the batch's distinct words are hashed in Python."""
-    present = [i for i, t in enumerate(texts) if t]
-    flat: list[str] = []
-    sizes = np.zeros(len(present), dtype=np.int64)
-    for j, i in enumerate(present):
-        toks = tokens(unlabel(texts[i]))  # type: ignore[arg-type]
-        sizes[j] = len(toks)
-        flat.extend(toks)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    if not flat:
-        return np.zeros(0, np.uint64), offsets, present
-    encoded = pa.array(flat, pa.string()).dictionary_encode()
-    distinct = hasher(encoded.dictionary.to_pylist())
-    return distinct[encoded.indices.to_numpy()], offsets, present
+Batch = tuple[np.ndarray, np.ndarray]  # token hashes end to end, document offsets
 
 
-Batch = tuple[np.ndarray, np.ndarray, list[int]]
+def _batch(texts: pa.Array) -> Batch:
+    """Every document's token hashes (labels blanked) laid end to end, with document offsets: compiled
+    for ASCII documents, the Python tokenizer for the others (text/fast_ngrams.py)."""
+    return token_hashes(texts, unlabel)
 
 
-def find_hits(texts: list[str | None], index: Index, ignored: np.ndarray | None = None,
+def as_array(texts: list[str | None] | pa.Array) -> pa.Array:
+    if isinstance(texts, pa.ChunkedArray):
+        return texts.combine_chunks()
+    return texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
+
+
+def find_hits(texts: list[str | None] | pa.Array, index: Index, ignored: np.ndarray | None = None,
               batch: Batch | None = None) -> dict[int, list[Hit]]:
     """Per document (by position in ``texts``) its n-gram hits, leaving out the ``ignored`` (common) keys."""
-    flat, offsets, present = batch or _batch(texts, TokenHasher())
+    flat, offsets = batch or _batch(as_array(texts))
     out: dict[int, list[Hit]] = {}
     for length in index.lengths:
-        hashes, positions = batch_ngrams(flat, offsets, length)
-        hit, keys = index.table.lookup(hashes)
+        pos, keys = index.table.find(flat, offsets, length)
         if ignored is not None and len(ignored) and len(keys):
             keep = ~np.isin(keys, ignored)
-            hit, keys = hit[keep], keys[keep]
-        pos = positions[hit]
+            pos, keys = pos[keep], keys[keep]
         docs = np.searchsorted(offsets, pos, side="right") - 1
         for d, k, p in zip(docs.tolist(), keys.tolist(), pos.tolist(), strict=True):
-            out.setdefault(present[d], []).append(Hit(k, p - int(offsets[d]), length))
+            out.setdefault(d, []).append(Hit(k, p - int(offsets[d]), length))
     return out
 
 
-def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set[int]],
+def find_rephrased(texts: list[str | None] | pa.Array, index: Index, exclude: dict[int, set[int]],
                    batch: Batch | None = None) -> dict[int, dict[int, tuple[int, tuple[int, int]]]]:
     """Per document, math items rephrased in it: {doc: {item: (shared short n-grams, (start, end) chars)}}.
 
@@ -280,14 +282,13 @@ def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set
     matched by n-grams (``exclude``) are skipped."""
     if not index.math:
         return {}
-    flat, offsets, present = batch or _batch(texts, TokenHasher())
+    arr = as_array(texts)
+    flat, offsets = batch or _batch(arr)
     found: dict[int, dict[int, tuple[int, tuple[int, int]]]] = {}
     for mi in index.math:
-        hashes, positions = batch_ngrams(flat, offsets, mi.n)
-        hit, keys = mi.table.lookup(hashes)
-        if not len(hit):
+        pos, keys = mi.table.find(flat, offsets, mi.n)
+        if not len(pos):
             continue
-        pos = positions[hit]
         docs = np.searchsorted(offsets, pos, side="right") - 1
         first = mi.table.starts[keys]
         counts = mi.table.starts[keys + 1] - first
@@ -311,7 +312,7 @@ def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set
         for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             code = int(c_code[lo])
             d, item = code // len(mi.totals), code % len(mi.totals)
-            doc = present[d]
+            doc = d
             if item in exclude.get(doc, ()):
                 continue
             rel = c_pos[lo:hi] - int(offsets[d])
@@ -319,7 +320,7 @@ def find_rephrased(texts: list[str | None], index: Index, exclude: dict[int, set
             if best is None or best[0] < mi.min_overlap[item] * mi.totals[item]:
                 continue
             count, a, b = best
-            text = texts[doc] or ""
+            text = arr[doc].as_py() or ""
             _, starts, ends = token_spans(unlabel(text))
             length = int(mi.lengths[item])
             window = (starts[max(0, a - length)], ends[min(len(ends) - 1, b + mi.n - 1 + length)])
@@ -396,10 +397,11 @@ class Decision:
     verdict: str | None  # why the document goes: too_many_cuts, nothing_left (cut action)
 
 
-def decide(texts: list[str | None], index: Index, action: str, margin: int, min_fragment: int,
+def decide(texts: list[str | None] | pa.Array, index: Index, action: str, margin: int, min_fragment: int,
            max_cuts: int, ignored: np.ndarray | None = None) -> list[Decision | None]:
     """For every document: what matched, and (cut) what is left; None for clean documents."""
-    batch = _batch(texts, TokenHasher())  # tokenised and hashed once for both matchers
+    texts = as_array(texts)
+    batch = _batch(texts)  # tokenised and hashed once for both matchers
     hits = find_hits(texts, index, ignored, batch)
     by_item: dict[int, dict[int, list[Hit]]] = {}
     for doc, hs in hits.items():
@@ -409,7 +411,7 @@ def decide(texts: list[str | None], index: Index, action: str, margin: int, min_
     rephrased = find_rephrased(texts, index, {d: set(v) for d, v in by_item.items()}, batch)
     out: list[Decision | None] = [None] * len(texts)
     for doc in sorted(set(by_item) | set(rephrased)):
-        text = texts[doc] or ""
+        text = texts[doc].as_py() or ""
         _, starts, ends = token_spans(unlabel(text))
         entries = []
         for item, hs in sorted(by_item.get(doc, {}).items()):

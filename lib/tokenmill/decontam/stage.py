@@ -20,6 +20,7 @@ from pyspark.sql.functions import arrow_udf
 
 from ..pipeline.stage import StageContext, StageParams, live, mark_removed, register
 from ..schema import CONTAMINATED_BY, CONTAMINATION, TEXT
+from ..text.fast_ngrams import hash_tokens
 from ..text.ngrams import ngram_hashes, tokens
 from .benchmarks import BenchmarkSpec, load_items, resolve
 from .index import Index, build_index, decide, find_hits, split_common, unlabel
@@ -75,9 +76,8 @@ def _hits_column(text: Column, bc) -> Column:
     def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
         index: Index = bc.value
         for arr in batches:
-            texts = arr.to_pylist()
-            hits = find_hits(texts, index)
-            yield pa.array([sorted({h.key for h in hits[i]}) if i in hits else None for i in range(len(texts))],
+            hits = find_hits(arr, index)
+            yield pa.array([sorted({h.key for h in hits[i]}) if i in hits else None for i in range(len(arr))],
                            pa.list_(pa.int64()))
 
     return arrow_udf(run, "array<bigint>")(text)
@@ -91,7 +91,7 @@ def _decision_column(text: Column, bc, bc_ignored, params: DecontamParams) -> Co
         index: Index = bc.value
         ignored = bc_ignored.value
         for arr in batches:
-            out = decide(arr.to_pylist(), index, params.action, params.cut_margin, params.min_fragment_chars,
+            out = decide(arr, index, params.action, params.cut_margin, params.min_fragment_chars,
                          params.max_cuts, ignored)
             yield pa.StructArray.from_arrays(
                 [pa.array([d.entries if d else None for d in out], pa.list_(_ENTRY_PA)),
@@ -120,9 +120,7 @@ def _examples(index: Index, ignored: np.ndarray, specs: list[BenchmarkSpec], par
             toks = tokens(unlabel(item.text))
             if len(toks) < params.n:
                 continue
-            from ..text.ngrams import TokenHasher
-
-            hs = ngram_hashes(TokenHasher()(toks), params.n)
+            hs = ngram_hashes(hash_tokens(toks), params.n)
             for pos in np.nonzero(np.isin(hs, list(wanted)))[0].tolist():
                 phrase = " ".join(toks[pos:pos + params.n])
                 if phrase not in found:

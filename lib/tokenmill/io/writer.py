@@ -11,9 +11,10 @@ from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from ..errors import InputError
-from ..schema import ID, META, REMOVED_BY, SOURCE, URL
+from ..schema import ID, META, REMOVED_BY, SOURCE, TEXT, URL
 from .hadoopfs import HadoopFS, qualify
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -41,6 +42,8 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
             c if c in light else F.when(F.col(REMOVED_BY).isNull(), F.col(c)).alias(c) for c in df.columns
         ])
     writer = df.write.mode("overwrite").option("compression", compression)
+    for path in plain_columns(df.schema):
+        writer = writer.option(f"parquet.enable.dictionary#{path}", "false")
     if max_rows_per_file:
         writer = writer.option("maxRecordsPerFile", max_rows_per_file)
     staging = f"{dest}/_all"
@@ -59,6 +62,25 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
         kept_schema = df.drop(REMOVED_BY).schema  # partition columns stay, as plain columns
         spark.createDataFrame([], kept_schema).write.parquet(f"{dest}/data")
     return count_written(spark, dest)
+
+
+# Columns of free text and unique keys: a dictionary page never pays off for them (Parquet fills one, finds
+# it too large and falls back to plain pages); measured, skipping it saves a fifth of the write time.
+_FREE_TEXT = {ID, TEXT, URL, "content", "prompt_text", "completion_text", "chosen_text", "rejected_text"}
+
+
+def plain_columns(schema: T.StructType, prefix: str = "") -> list[str]:
+    """Parquet paths of the string columns (nested ones too) that are written without a dictionary."""
+    out = []
+    for f in schema.fields:
+        path, dtype = f"{prefix}{f.name}", f.dataType
+        if isinstance(dtype, T.ArrayType):
+            path, dtype = f"{path}.list.element", dtype.elementType
+        if isinstance(dtype, T.StructType):
+            out += plain_columns(dtype, f"{path}.")
+        elif isinstance(dtype, T.StringType) and f.name in _FREE_TEXT:
+            out.append(path)
+    return out
 
 
 def count_written(spark: SparkSession, dest: str) -> dict:
