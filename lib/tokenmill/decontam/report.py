@@ -22,7 +22,8 @@ def contamination_report(kept: DataFrame, removed: DataFrame | None) -> dict:
     if removed is not None and "contamination" in removed.columns:
         frames.append(removed.select(*cols))
     rows = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
-    hits = rows.where(F.size("contamination") > 0).select(ID, SOURCE, URL, F.explode("contamination").alias("e"))
+    # The contaminated rows only, kept in memory for the two aggregations (one scan of the output, not two).
+    hits = rows.where(F.size("contamination") > 0).select(ID, SOURCE, URL, F.explode("contamination").alias("e")).cache()
     per_item = (hits.groupBy(F.col("e.benchmark").alias("benchmark"), F.col("e.item").alias("item"), SOURCE)
                 .agg(F.countDistinct(ID).alias("docs"), F.sort_array(F.collect_set("e.kind")).alias("kinds"),
                      F.min(F.struct(URL, "e.excerpt")).alias("example"))
@@ -31,6 +32,7 @@ def contamination_report(kept: DataFrame, removed: DataFrame | None) -> dict:
                  .agg(F.countDistinct("e.item").alias("items"), F.countDistinct(ID).alias("docs"),
                       F.sort_array(F.collect_set(SOURCE)).alias("sources"))
                  .collect())  # small: one row per benchmark
+    hits.unpersist()
     benchmarks = {r["benchmark"]: {"items_found": r["items"], "documents": r["docs"], "sources": list(r["sources"]),
                                    "items": [], "sample_spans": []} for r in per_bench}
     table = []

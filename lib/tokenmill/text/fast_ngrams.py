@@ -175,12 +175,21 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
+_MEMO: dict[str, int] = {}
+
+
 def hash_tokens(toks: list[str]) -> np.ndarray:
-    """The hash of each token (normalised already, as `ngrams.tokens` gives them)."""
+    """The hash of each token (normalised already, as `ngrams.tokens` gives them). Memoised: building an
+    index hashes many short token lists with mostly the same words."""
     if not toks:
         return np.zeros(0, np.uint64)
-    data, offsets = _buffers(pa.array(toks, pa.string()))
-    return _hash_spans(data, offsets)
+    if len(_MEMO) > 1_000_000:
+        _MEMO.clear()
+    new = [t for t in set(toks) if t not in _MEMO]
+    if new:
+        data, offsets = _buffers(pa.array(new, pa.string()))
+        _MEMO.update(zip(new, _hash_spans(data, offsets).tolist(), strict=True))
+    return np.fromiter((_MEMO[t] for t in toks), np.uint64, len(toks))
 
 
 def token_hashes(texts: pa.Array, prepare=None) -> tuple[np.ndarray, np.ndarray]:
