@@ -30,6 +30,7 @@ STAGE_MODULES = (
 # Modules that define command-line jobs: each has `JOBS`, a list of `cli.Job`, in the order `--help` shows.
 JOB_MODULES = (
     "tokenmill.pipeline.job",  # pipeline
+    "tokenmill.pipeline.presets",  # presets
     "tokenmill.tokens.job",  # count_tokens
     "tokenmill.mixing.job",  # plan_mixture, build_mixture
     "tokenmill.decontam.job",  # decontaminate

@@ -222,6 +222,51 @@ def _alpaca(record: dict, opts: MapOptions) -> Conversation:
                                                              {"role": "assistant", "content": output}]))
 
 
+def _strings(record: dict, key: str, required: bool = True) -> list[str]:
+    value = _get(record, key, required=required)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Bad("not_a_string_list", f"field {key!r} is not a list of strings")
+    return value
+
+
+def _personachat(record: dict, opts: MapOptions) -> Conversation:
+    """PersonaChat (truecased): the dialogue `history` so far, the true reply as the last of `candidates`
+    (the ConvAI2 convention), and the replying speaker's `personality` as the system turn. Turns alternate,
+    ending with the reply; "__ SILENCE __" (the partner said nothing) is left out."""
+    history = _strings(record, opts.name("history"))
+    candidates = _strings(record, opts.name("candidates"))
+    if not candidates:
+        raise Bad("no_reply", "`candidates` is empty: no true reply")
+    turns = history + [candidates[-1]]
+    n = len(turns)
+    msgs = [{"role": "assistant" if (n - 1 - i) % 2 == 0 else "user", "content": t}
+            for i, t in enumerate(turns) if t.strip() not in ("__ SILENCE __", "__ SILENCE __.")]
+    persona = _strings(record, opts.name("personality"), required=False)
+    if persona:
+        msgs.insert(0, {"role": "system", "content": "Your persona: " + " ".join(persona)})
+    return Conversation(messages=msgs)
+
+
+def _blended_skill_talk(record: dict, opts: MapOptions) -> Conversation:
+    """BlendedSkillTalk: the two seed utterances (`previous_utterance`), then the free speaker's and the
+    guided speaker's messages alternating; the guided speaker (the one trained to blend skills) is the
+    assistant, with its persona (second of `personas`) as the system turn."""
+    seed = _strings(record, opts.name("previous_utterance"), required=False)
+    free = _strings(record, opts.name("free_messages"))
+    guided = _strings(record, opts.name("guided_messages"))
+    msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(seed)]
+    if len(seed) % 2:  # an odd seed ends with the free speaker's line: the guided speaker answers next
+        msgs = msgs[1:] if msgs else msgs
+    for user, reply in zip(free, guided, strict=False):
+        msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+    personas = _strings(record, opts.name("personas"), required=False)
+    if len(personas) > 1 and personas[1].strip():
+        msgs.insert(0, {"role": "system", "content": "Your persona: " + personas[1]})
+    return Conversation(messages=msgs)
+
+
 def _prompt_completion(record: dict, opts: MapOptions) -> Conversation:
     prompt = to_messages(_get(record, opts.name("prompt")), opts.name("prompt"), "user")
     completion = to_messages(_get(record, opts.name("completion")), opts.name("completion"), "assistant")
@@ -376,6 +421,10 @@ LAYOUTS: dict[str, Layout] = {
     "prompt_completion": Layout(_prompt_completion, ("prompt", "completion"), ("sft",), "`prompt` and `completion`"),
     "question_answer": Layout(_question_answer, ("question", "answer"), ("grpo", "sft"), "`question` and `answer`"),
     "text": Layout(_text, ("text",), ("sft",), "one templated `text` (chatml, llama2 or alpaca markers)"),
+    "personachat": Layout(_personachat, ("personality", "history", "candidates"), ("sft",),
+                          "PersonaChat `history` + true reply (last of `candidates`), `personality`"),
+    "blended_skill_talk": Layout(_blended_skill_talk, ("free_messages", "guided_messages"), ("sft",),
+                                 "BlendedSkillTalk `free_messages` / `guided_messages` after `previous_utterance`"),
 }
 
 # A layout that refines another: when both match, the refinement is meant (not an ambiguity).

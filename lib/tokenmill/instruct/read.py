@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 
 from ..errors import ConfigError, InputError
 from ..io.fields import InstructMap
-from ..io.jsonl import JsonlOptions, json_lines, json_records
+from ..io.jsonl import JsonlOptions, json_lines, json_records, source_records
 from ..io.paths import common_root
 from ..io.records import Row, logged_skips, skip_row, to_batches
 from ..io.sources import INSTRUCT_READERS, ParquetSource, list_files, stream_frame
@@ -91,10 +91,10 @@ def peek(src, where: str, work_dir: str, n: int) -> list[dict]:
     if src.format == "jsonl":
         files = list_files(src, where)
         opts = JsonlOptions(source=src.name, fields=src.fields, on_error="skip", max_doc_bytes=src.max_doc_bytes,
-                            storage_options=src.storage_options)
+                            storage_options=src.storage_options, container=src.container, records_key=src.records_key)
         out: list[dict] = []
         for f in files:
-            for item in json_records(json_lines(f.path, f.relpath, f.size, opts), f.path, f.relpath, opts):
+            for item in source_records(f.path, f.relpath, f.size, opts):
                 if isinstance(item, tuple):
                     out.append(item[1])
                     if len(out) >= n:
@@ -159,7 +159,7 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
         return _read_oasst1(spark, src, where, work_dir, opens, mapper, m.threads)
     if src.format == "jsonl":
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=on_error, max_doc_bytes=src.max_doc_bytes,
-                             storage_options=src.storage_options)
+                             storage_options=src.storage_options, container=src.container, records_key=src.records_key)
 
         from .fastmap import CHUNK_LINES, FastMapper
 
@@ -181,6 +181,14 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                 yield batch
 
         def read_one(path: str, relpath: str, size: int, start: int, end: int) -> Iterator[Row | pa.RecordBatch]:
+            if jopts.container != "lines":  # a whole-file container: records one by one
+                for item in source_records(path, relpath, size, jopts, start, end):
+                    if isinstance(item, dict):
+                        yield item
+                    else:
+                        n, record = item
+                        yield mapper.row(record, f"{relpath}:{n}", path, f"{jopts.unit} {n}")
+                return
             lines = json_lines(path, relpath, size, jopts, start, end)
             if fast is None:
                 yield from slow(lines, path, relpath)
@@ -204,15 +212,16 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                 yield from flush(chunk, path, relpath)
 
         return stream_frame(spark, list_files(src, where), read_one, opens, spark_schema(m.use), arrow_schema(m.use),
-                            src.split_bytes)
+                            src.task_bytes())
     return _map_parquet(spark, _as_parquet(src, work_dir, spark), where, mapper)
 
 
 def _keyed_parquet(spark: SparkSession, src: ParquetSource, where: str) -> DataFrame:
     """The source's Parquet rows with `__key` (file under the common root + row index) and `__file`."""
-    from ..io.sources import _relative_path
+    from ..io.sources import _relative_path, check_hadoop_paths
 
     files = list_files(src, where)
+    check_hadoop_paths(src, [f.path for f in files], where)
     df = spark.read.parquet(*[f.path for f in files])
     rel = _relative_path(F.col("_metadata.file_path"), common_root(files))
     return df.select("*", F.concat(rel, F.lit(":"), F.col("_metadata.row_index").cast("string")).alias("__key"),
@@ -272,7 +281,8 @@ def _oasst_message(record: dict, path: str, where: str) -> dict[str, Any]:
 def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, mapper: Mapper, threads: str) -> DataFrame:
     if src.format == "jsonl":
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=mapper.on_error,
-                             max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
+                             max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
+                             container=src.container, records_key=src.records_key)
         files = list_files(src, where)
         from ..io.sources import _files_frame
 
@@ -281,19 +291,18 @@ def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, map
                 cols = [batch.column(i).to_pylist() for i in range(5)]
                 for path, relpath, size, start, end in zip(*cols, strict=True):
                     rows = []
-                    lines = json_lines(path, relpath, size, jopts, start, end)
-                    for item in json_records(lines, path, relpath, jopts):
+                    for item in source_records(path, relpath, size, jopts, start, end):
                         if isinstance(item, dict):  # an unreadable line: its own group, a removal
                             meta = item["meta"]
                             rows.append({"tree": item["id"], "message_id": item["id"], "file": path,
                                          "where": meta.get("where"), "skip_reason": item["removed_by"][5:],
                                          "skip_detail": meta.get("error")})
                         else:
-                            rows.append(_oasst_message(item[1], path, f"line {item[0]}"))
+                            rows.append(_oasst_message(item[1], path, f"{jopts.unit} {item[0]}"))
                     if rows:
                         yield pa.RecordBatch.from_pylist(rows, schema=_arrow(_OASST_SCHEMA))
 
-        messages = _files_frame(spark, files, src.split_bytes).mapInArrow(run, _OASST_SCHEMA)
+        messages = _files_frame(spark, files, src.task_bytes()).mapInArrow(run, _OASST_SCHEMA)
     else:
         df = _keyed_parquet(spark, _as_parquet(src, work_dir, spark), where)
 

@@ -44,6 +44,16 @@ class FieldMap(Strict):
         return {f for f in (self.text_field, self.id_field, self.url_field) if f and "." not in f}
 
 
+# meta keys tokenmill sets itself (where a row came from); a dataset field of the same name is kept under
+# `field.<name>` (LibriSpeech has a `file` column, for one).
+RESERVED_META = ("file", "line", "where", "orig_id")
+
+
+def meta_key(name: str) -> str:
+    """The meta key of a dataset field: its name, or `field.<name>` when tokenmill uses that name."""
+    return f"field.{name}" if name in RESERVED_META else name
+
+
 def lookup(record: dict, dotted: str) -> Any:
     """record['a']['b'] for 'a.b' (a literal key with dots wins); a missing key gives KeyError."""
     if dotted in record:

@@ -1,4 +1,5 @@
-"""Read JSONL (.jsonl, .jsonl.gz, .jsonl.zst) line by line into canonical rows with a field mapping.
+"""Read JSONL (.jsonl, .jsonl.gz, .jsonl.zst) line by line into canonical rows with a field mapping; also
+whole-file record containers that published datasets use (a JSON array, an object holding one, CSV/TSV).
 
 A malformed line is an error naming the file, line and field, or with `on_error: skip` a counted skip.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import fsspec
 
 from ..errors import InputError
-from .fields import FieldMap, as_meta_value, lookup
+from .fields import FieldMap, as_meta_value, lookup, meta_key
 from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .records import Row, doc_row, skip_row
 
@@ -28,6 +29,12 @@ class JsonlOptions:
     on_error: str = "raise"
     max_doc_bytes: int = 10 << 20
     storage_options: dict = field(default_factory=dict)
+    container: str = "lines"  # lines (JSONL) | array (a JSON array or object) | csv | tsv
+    records_key: str | None = None  # array: the key of the object that holds the records
+
+    @property
+    def unit(self) -> str:
+        return {"lines": "line", "array": "record"}.get(self.container, "row")
 
 
 def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str,
@@ -40,7 +47,45 @@ def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str
 def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions, start: int = 0,
                     end: int | None = None) -> Iterator[Row]:
     """Every line of one JSONL file (or of the lines starting in [start, end)) as a document or skip row."""
-    yield from _lines_to_rows(json_lines(path, relpath, size, opts, start, end), path, relpath, opts)
+    yield from _records_to_rows(source_records(path, relpath, size, opts, start, end), path, relpath, opts)
+
+
+def file_records(path: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int, dict] | Row]:
+    """(number, record) of a whole-file container: a JSON array (or the array under `records_key` of a JSON
+    object), or the rows of a CSV/TSV file with a header; numbered from 1. A file that cannot be parsed is
+    an error naming it, or with `on_error: skip` one counted skip."""
+    where = f"{opts.unit} 0"
+    if size == 0:
+        yield from _problem(opts, path, where, "empty_file", "the file is empty")
+        return
+    try:
+        if opts.container in ("csv", "tsv"):
+            import pyarrow.csv as pcsv
+
+            with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:
+                table = pcsv.read_csv(handle, parse_options=pcsv.ParseOptions(
+                    delimiter="\t" if opts.container == "tsv" else ",", newlines_in_values=True))
+            records = table.to_pylist()
+        else:
+            with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:
+                data = json.load(handle)
+            if opts.records_key is not None:
+                if not isinstance(data, dict) or not isinstance(data.get(opts.records_key), list):
+                    raise ValueError(f"expected an object with a list under {opts.records_key!r}")
+                data = data[opts.records_key]
+            if not isinstance(data, list):
+                raise ValueError(f"expected a JSON array, got {type(data).__name__} (set `records_key` for an "
+                                 "object that holds the records)")
+            records = data
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        yield from _problem(opts, path, where, "bad_file", f"cannot read the {opts.container} container: {exc}"[:300])
+        return
+    for i, record in enumerate(records, start=1):
+        if isinstance(record, dict):
+            yield i, record
+        else:
+            yield from _problem(opts, path, f"{opts.unit} {i}", "bad_json",
+                                f"expected an object, got {type(record).__name__}")
 
 
 RANGE_CHUNK = 8 << 20
@@ -138,8 +183,8 @@ def _gzip_lines(raw, path: str, relpath: str, opts: JsonlOptions) -> Iterator[tu
         yield lineno + 1, carry
 
 
-def _lines_to_rows(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterator[Row]:
-    for item in json_records(lines, path, relpath, opts):
+def _records_to_rows(records, path: str, relpath: str, opts: JsonlOptions) -> Iterator[Row]:
+    for item in records:
         if isinstance(item, dict):
             yield item
         else:
@@ -172,6 +217,15 @@ def json_lines(path: str, relpath: str, size: int, opts: JsonlOptions, start: in
         # zstd readers have no readline; a BufferedReader gives every codec one (and big reads).
         handle = stream if path.endswith((".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
         yield from _stream_lines(handle, path, opts)
+
+
+def source_records(path: str, relpath: str, size: int, opts: JsonlOptions, start: int = 0,
+                   end: int | None = None) -> Iterator[tuple[int, dict] | Row]:
+    """(number, record) pairs and skip rows of one file (or byte range of a JSONL file), whatever its
+    container."""
+    if opts.container != "lines":
+        return file_records(path, size, opts) if start == 0 else iter(())
+    return json_records(json_lines(path, relpath, size, opts, start, end), path, relpath, opts)
 
 
 def json_records(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterator[tuple[int, dict] | Row]:
@@ -210,7 +264,7 @@ def json_records(lines, path: str, relpath: str, opts: JsonlOptions) -> Iterator
 
 def _map_record(record: dict, path: str, relpath: str, lineno: int, opts: JsonlOptions) -> Iterator[Row]:
     fm = opts.fields
-    where = f"line {lineno}"
+    where = f"{opts.unit} {lineno}"
     try:
         text = lookup(record, fm.text_field)
     except KeyError:
@@ -245,7 +299,7 @@ def _map_record(record: dict, path: str, relpath: str, lineno: int, opts: JsonlO
         except KeyError:
             continue
         if value is not None:
-            meta[name] = value
+            meta[meta_key(name)] = value
     if fm.id_field:
         meta.setdefault("orig_id", key)
     meta["file"] = path

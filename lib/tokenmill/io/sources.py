@@ -17,7 +17,8 @@ from pyspark.sql import types as T
 from ..config import Strict
 from ..errors import ConfigError, InputError
 from ..schema import DOCUMENT_SCHEMA, spark_stable_id
-from .fields import FieldMap, InstructMap
+from .fields import FieldMap, InstructMap, meta_key
+from .hub import DatasetCard, HubLocation
 from .paths import InputFile, common_root, expand, read_paths_manifest, relative_to_root
 
 FILES_SCHEMA = T.StructType([
@@ -41,11 +42,24 @@ class SourceBase(Strict):
     storage_options: dict = Field(default_factory=dict)
     max_doc_bytes: int = Field(default=10 << 20, gt=0)
     limit_files: int | None = Field(default=None, gt=0)
+    # A named dataset (source presets): its files on the hub, or under `path`, a local mirror of the
+    # repository; `paths`, when given, wins over both.
+    hub: HubLocation | None = None
+    path: str | None = None
+    about: DatasetCard | None = None
 
     @field_validator("paths", mode="before")
     @classmethod
     def _one_path(cls, value):
         return [value] if isinstance(value, str) else value
+
+    def resolved_paths(self) -> list[str]:
+        """`paths`; else the hub files under the local mirror `path`; else the hub files themselves."""
+        if self.paths:
+            return list(self.paths)
+        if self.path:
+            return [self.hub.under(self.path) if self.hub else self.path]
+        return [self.hub.url()] if self.hub and self.hub.repo else []
 
 
 class WarcSource(SourceBase):
@@ -64,11 +78,20 @@ class WarcSource(SourceBase):
 
 
 class JsonlSource(SourceBase):
+    """JSON records: one per line (JSONL), or a whole-file container as some datasets publish them (a JSON
+    array, or the array under `records_key` of a JSON object; CSV/TSV with a header), one file per task."""
+
     format: Literal["jsonl"]
     fields: FieldMap = Field(default_factory=FieldMap)
     on_error: Literal["skip", "raise"] = "raise"
     split_bytes: int = Field(default=SPLIT_BYTES, gt=0)  # byte ranges per task for uncompressed files
     instruct: InstructMap | None = None  # instruction data (SFT / DPO / GRPO rows) instead of documents
+    container: Literal["lines", "array", "csv", "tsv"] = "lines"
+    records_key: str | None = None
+
+    def task_bytes(self) -> int | None:
+        """Byte ranges per task: only line-by-line files split."""
+        return self.split_bytes if self.container == "lines" else None
 
 
 class ParquetSource(SourceBase):
@@ -98,12 +121,13 @@ Source = Annotated[WarcSource | JsonlSource | ParquetSource | HFSource, Field(di
 
 def list_files(src: SourceBase, where: str) -> list[InputFile]:
     """The source's files with sizes (used for the tasks and the manifest)."""
-    patterns = list(src.paths)
+    patterns = src.resolved_paths()
     if isinstance(src, WarcSource) and src.paths_manifest:
         patterns += read_paths_manifest(src.paths_manifest, src.manifest_prefix, src.storage_options,
                                         src.limit_files)
     if not patterns:
-        raise ConfigError(f"{where}: give `paths`" + (" or `paths_manifest`" if isinstance(src, WarcSource) else ""))
+        raise ConfigError(f"{where}: give `paths`" + (" or `paths_manifest`" if isinstance(src, WarcSource) else "")
+                          + " (or `path`, a local copy of a preset's dataset)")
     files = expand(patterns, src.storage_options, where=f"{where}.paths")
     return relative_to_root(files[: src.limit_files] if src.limit_files else files)
 
@@ -158,9 +182,10 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
     from .jsonl import JsonlOptions, read_jsonl_file
 
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
-                        max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options)
+                        max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
+                        container=src.container, records_key=src.records_key)
     return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
-                        opens, split_bytes=src.split_bytes)
+                        opens, split_bytes=src.task_bytes())
 
 
 def _read_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -247,10 +272,21 @@ def _relative_path(file_path, root: str):
     return F.when(bare.startswith(prefix), F.substring(bare, len(prefix) + 1, 1 << 20)).otherwise(bare)
 
 
+def check_hadoop_paths(src: SourceBase, paths: list[str], where: str) -> None:
+    """Spark reads Parquet through Hadoop file systems, which know no `hf://`: say how to mirror the files."""
+    remote = [p for p in paths if p.startswith("hf://")]
+    if remote:
+        how = (f"`huggingface-cli download {src.hub.repo} --repo-type dataset --revision {src.hub.revision} "
+               f"--include '{src.hub.files}' --local-dir DIR`" if src.hub and src.hub.repo else "download them")
+        raise ConfigError(f"{where}: {remote[0]}: Spark reads Parquet through Hadoop file systems, which do not "
+                          f"know hf://; {how}, then give `path: DIR` (e.g. --set sources[0].path=DIR)")
+
+
 def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile], where: str) -> DataFrame:
     """Parquet through Spark's native reader, mapped to the canonical schema JVM-side."""
     fm = src.fields
     paths = [f.path for f in files]
+    check_hadoop_paths(src, paths, where)
     df = spark.read.parquet(*paths)
     text = _column(df, fm.text_field)
     if text is None:
@@ -281,7 +317,7 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
         raise ConfigError(f"{where}: {paths[0]}: meta column(s) {', '.join(missing)} not found")
     pairs = []
     for name in names:
-        pairs += [F.lit(name), _as_string(df, name)]
+        pairs += [F.lit(meta_key(name)), _as_string(df, name)]
     if fm.id_field:
         pairs += [F.lit("orig_id"), key]
     pairs += [F.lit("file"), file_path]
