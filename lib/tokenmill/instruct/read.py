@@ -91,7 +91,8 @@ def peek(src, where: str, work_dir: str, n: int) -> list[dict]:
     if src.format == "jsonl":
         files = list_files(src, where)
         opts = JsonlOptions(source=src.name, fields=src.fields, on_error="skip", max_doc_bytes=src.max_doc_bytes,
-                            storage_options=src.storage_options, container=src.container, records_key=src.records_key)
+                            storage_options=src.storage_options, container=src.container, records_key=src.records_key,
+                             explode=src.explode)
         out: list[dict] = []
         for f in files:
             for item in source_records(f.path, f.relpath, f.size, opts):
@@ -159,7 +160,8 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
         return _read_oasst1(spark, src, where, work_dir, opens, mapper, m.threads)
     if src.format == "jsonl":
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=on_error, max_doc_bytes=src.max_doc_bytes,
-                             storage_options=src.storage_options, container=src.container, records_key=src.records_key)
+                             storage_options=src.storage_options, container=src.container, records_key=src.records_key,
+                             explode=src.explode)
 
         from .fastmap import CHUNK_LINES, FastMapper
 
@@ -282,7 +284,8 @@ def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, map
     if src.format == "jsonl":
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=mapper.on_error,
                              max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
-                             container=src.container, records_key=src.records_key)
+                             container=src.container, records_key=src.records_key,
+                             explode=src.explode)
         files = list_files(src, where)
         from ..io.sources import _files_frame
 

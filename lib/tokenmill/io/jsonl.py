@@ -31,6 +31,7 @@ class JsonlOptions:
     storage_options: dict = field(default_factory=dict)
     container: str = "lines"  # lines (JSONL) | array (a JSON array or object) | csv | tsv
     records_key: str | None = None  # array: the key of the object that holds the records
+    explode: str | None = None  # array: a list field of each record whose items are the rows
 
     @property
     def unit(self) -> str:
@@ -80,12 +81,27 @@ def file_records(path: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int
     except (ValueError, UnicodeDecodeError, OSError) as exc:
         yield from _problem(opts, path, where, "bad_file", f"cannot read the {opts.container} container: {exc}"[:300])
         return
+    if opts.explode:
+        records = _exploded(records, opts.explode)
     for i, record in enumerate(records, start=1):
         if isinstance(record, dict):
             yield i, record
         else:
             yield from _problem(opts, path, f"{opts.unit} {i}", "bad_json",
                                 f"expected an object, got {type(record).__name__}")
+
+
+def _exploded(records: list, key: str) -> Iterator:
+    """The items of each record's ``key`` list, with the record's other scalar fields under `parent.<name>`
+    (Visual Genome: one row per region of an image)."""
+    for record in records:
+        items = record.get(key) if isinstance(record, dict) else None
+        if not isinstance(items, list):
+            yield record  # not an object or no such list: reported as a bad record
+            continue
+        parent = {f"parent.{k}": v for k, v in record.items() if k != key and not isinstance(v, (dict, list))}
+        for item in items:
+            yield {**item, **parent} if isinstance(item, dict) else item
 
 
 RANGE_CHUNK = 8 << 20

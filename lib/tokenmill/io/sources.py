@@ -88,6 +88,7 @@ class JsonlSource(SourceBase):
     instruct: InstructMap | None = None  # instruction data (SFT / DPO / GRPO rows) instead of documents
     container: Literal["lines", "array", "csv", "tsv"] = "lines"
     records_key: str | None = None
+    explode: str | None = None  # array: each record's list field whose items are the rows (VG regions)
 
     def task_bytes(self) -> int | None:
         """Byte ranges per task: only line-by-line files split."""
@@ -183,7 +184,7 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
 
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
-                        container=src.container, records_key=src.records_key)
+                        container=src.container, records_key=src.records_key, explode=src.explode)
     return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
                         opens, split_bytes=src.task_bytes())
 
