@@ -33,6 +33,7 @@ JOB_MODULES = (
     "tokenmill.pipeline.presets",  # presets
     "tokenmill.tokens.job",  # count_tokens
     "tokenmill.mixing.job",  # plan_mixture, build_mixture
+    "tokenmill.mixing.recipe",  # prepare
     "tokenmill.decontam.job",  # decontaminate
     "tokenmill.langid.job",  # langid_eval
     "tokenmill.quality.job",  # quality_rules

@@ -132,4 +132,4 @@ def test_every_catalogued_module_exists_and_registers():
             "word_filter", "quality_classifier", "quality_select", "exact_dedup", "minhash_dedup", "decontaminate",
             "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 18 and {"extract_eval", "validate_dataset", "export"} <= set(names)
+    assert len(names) == len(set(names)) == 19 and {"extract_eval", "validate_dataset", "export"} <= set(names)

@@ -38,7 +38,9 @@ class Target(Strict):
 
 
 class Mixture(Strict):
-    rule: Literal["natural", "temperature", "uniform", "unimax", "fixed"] = "natural"
+    # priority: the curation guides' order: each source in turn takes all it may (its epoch cap, max_share)
+    # until the budget is full; the last ones fill the rest, and what is left of them stays unused.
+    rule: Literal["natural", "temperature", "uniform", "unimax", "fixed", "priority"] = "natural"
     temperature: float = Field(default=1.0, gt=0)  # p ∝ U^(1/T); mT5 uses α = 1/T = 0.3
 
 
@@ -254,7 +256,14 @@ def plan_mixture(settings: PlanSettings, sources: list[PlanSource]) -> MixturePl
         _apply_data_constrained(budget, _data_constrained(settings, t.compute_flops, t.n_params,
                                                           None if t.n_params else t.total_tokens, u_total))
     lower, upper, cap_factor = _fit_to_caps(settings, budget, sources, unique, caps, shares, u_total)
-    targets, _ = clipped_fill(budget.tokens, shares, upper, lower)
+    if settings.mixture.rule == "priority":
+        targets, left = [], budget.tokens
+        for hi in upper:
+            targets.append(max(0.0, min(hi, left)))
+            left -= targets[-1]
+        shares = [t / budget.tokens if budget.tokens else 0.0 for t in targets]
+    else:
+        targets, _ = clipped_fill(budget.tokens, shares, upper, lower)
     plans = [_source_plan(src, unique[i], shares[i], targets[i], budget, caps[i] * cap_factor, lower[i], upper[i])
              for i, src in enumerate(sources)]
     return _assemble(settings, budget, plans, targets, u_total)
@@ -273,8 +282,9 @@ def _check_sources(sources: list[PlanSource]) -> None:
 def _base_shares(s: PlanSettings, sources: list[PlanSource]) -> list[float]:
     """Each source's share before caps: the mixture rule (natural, temperature, uniform or fixed weights)."""
     fixed = [x.weight for x in sources] if s.mixture.rule == "fixed" else None
+    rule = "natural" if s.mixture.rule == "priority" else s.mixture.rule  # priority: every source may take part
     try:
-        return base_weights(s.mixture.rule, [x.unique_tokens for x in sources], s.mixture.temperature, fixed)
+        return base_weights(rule, [x.unique_tokens for x in sources], s.mixture.temperature, fixed)
     except ValueError as exc:
         raise ConfigError(f"plan: mixture: {exc}") from None
 
