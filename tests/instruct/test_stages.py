@@ -166,6 +166,31 @@ def test_split_job_and_every_export_format(spark, tmp_path):
         assert "messages" in ds[next(iter(counts))].column_names
 
 
+def test_export_zstd_jsonl_input_txt_and_push_without_a_token(spark, tmp_path, monkeypatch):
+    import glob
+
+    import datasets
+    import pyarrow.parquet as pq
+
+    from tokenmill.instruct.export import export_output
+
+    out = tmp_path / "conv"
+    convert_job(args(spark, source=str(FIXTURES / "sharegpt.jsonl"), use="sft", output=str(out), to="text"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    info = export_output(str(out), "jsonl", str(tmp_path / "z"), push_to_hub="me/x", spark=spark, compression="zstd")
+    files = glob.glob(f"{info['output']}/data/*.json.zst")
+    assert files and not glob.glob(f"{info['output']}/data/*.json")
+    assert datasets.load_dataset("json", data_files=files, split="train").num_rows == info["rows"]
+    assert info["pushed"].startswith("not pushed to me/x: set HF_TOKEN")
+    info = export_output(str(out), "txt", str(tmp_path / "t"), spark=spark, separator="\n<|endoftext|>\n")
+    folders = sorted(glob.glob(f"{info['output']}/*/input.txt"))
+    assert len(folders) == 1
+    parts = sorted(glob.glob(folders[0].replace("input.txt", "data/*.parquet")))
+    texts = [t for p in parts for t in pq.read_table(p, columns=["text"]).column(0).to_pylist()]
+    assert len(texts) == info["rows"]
+    assert open(folders[0], encoding="utf-8", newline="").read() == "\n<|endoftext|>\n".join(texts)
+
+
 def test_filter_job_on_gsm8k_with_decontamination(spark, tmp_path):
     bench = tmp_path / "gsm8k_test.jsonl"
     bench.write_text(json.dumps({"question": "A company has 1200 employees and hires 250 more. How many employees "

@@ -35,9 +35,10 @@ def _splits(spark: SparkSession, df) -> list[str]:
 
 
 def export_output(folder: str, fmt: str, output: str, push_to_hub: str | None = None,
-                  spark_profile: str | None = None, spark: SparkSession | None = None) -> dict:
-    """Write ``folder``'s kept rows to ``output`` as ``fmt`` (jsonl, parquet, hf); returns rows, output and
-    the line that loads it."""
+                  spark_profile: str | None = None, spark: SparkSession | None = None, compression: str = "gzip",
+                  separator: str = "\n\n") -> dict:
+    """Write ``folder``'s kept rows to ``output`` as ``fmt`` (jsonl with ``compression``, parquet, hf, or txt:
+    one folder per source with `input.txt` and Parquet); returns rows, output and the line that loads it."""
     from ..spark import build_session
 
     own = spark is None
@@ -57,8 +58,13 @@ def export_output(folder: str, fmt: str, output: str, push_to_hub: str | None = 
         with StagedOutput(spark, dest) as out:
             part = [SPLIT] if splits else []
             if fmt == "jsonl":
-                df.write.option("compression", "gzip").partitionBy(*part).json(f"{out.path}/data")
-                pattern = "*.json.gz"
+                codec = "none" if compression == "zstd" else compression
+                df.write.option("compression", codec).partitionBy(*part).json(f"{out.path}/data")
+                if compression == "zstd":  # Spark's JSON writer has no zstd: each part file is compressed by a task
+                    _zstd_files(spark, f"{out.path}/data")
+                pattern = "*.json" + {"gzip": ".gz", "zstd": ".zst", "none": ""}[compression]
+            elif fmt == "txt":
+                pattern = _input_txt(spark, df, out.path, separator)
             elif fmt == "parquet":
                 df.write.option("compression", "zstd").partitionBy(*part).parquet(f"{out.path}/data")
                 pattern = "*.parquet"
@@ -66,14 +72,13 @@ def export_output(folder: str, fmt: str, output: str, push_to_hub: str | None = 
                 _save_to_disk(spark, df, out.path, splits)
                 pattern = ""
             else:
-                raise ConfigError(f"export: unknown format {fmt!r} (jsonl, parquet, hf)")
+                raise ConfigError(f"export: unknown format {fmt!r} (jsonl, parquet, hf, txt)")
             rows = df.count()
             out.commit({"kind": "export", "format": fmt, "input": src, "input_fingerprint": manifest.get("fingerprint"),
                         "rows": rows, "columns": cols, "splits": splits})
         load = _load_line(fmt, local_dest, splits, pattern)
-        if push_to_hub:
-            push(local_dest, fmt, splits, pattern, push_to_hub)
-        return {"rows": rows, "output": local_dest, "load": load, "columns": cols, "splits": splits}
+        pushed = push(local_dest, fmt, splits, pattern, push_to_hub) if push_to_hub else None
+        return {"rows": rows, "output": local_dest, "load": load, "columns": cols, "splits": splits, "pushed": pushed}
     finally:
         if own:
             spark.stop()
@@ -88,6 +93,8 @@ def _data_files(dest: str, splits: list[str], pattern: str) -> dict[str, str] | 
 def _load_line(fmt: str, dest: str, splits: list[str], pattern: str) -> str:
     if fmt == "hf":
         return f"datasets.load_from_disk({dest!r})"
+    if fmt == "txt":
+        return f"open({dest + '/<source>/input.txt'!r}), or datasets.load_dataset('parquet', data_files={dest + '/<source>/data/*.parquet'!r})"
     builder = "json" if fmt == "jsonl" else "parquet"
     return f"datasets.load_dataset({builder!r}, data_files={_data_files(dest, splits, pattern)!r})"
 
@@ -112,15 +119,56 @@ def _save_to_disk(spark: SparkSession, df, folder: str, splits: list[str]) -> No
     HadoopFS(spark, folder).delete(f"{folder}/_cache")
 
 
-def push(dest: str, fmt: str, splits: list[str], pattern: str, repo_id: str) -> None:
-    """Push the export to the hub as ``repo_id`` (a private dataset), with the token in HF_TOKEN."""
+def push(dest: str, fmt: str, splits: list[str], pattern: str, repo_id: str) -> str:
+    """Push the export to the hub as ``repo_id`` (a private dataset), with the token in HF_TOKEN; without a
+    token the push is skipped (the export stands) and the returned line says so."""
     import datasets
 
     token = os.environ.get("HF_TOKEN")
     if not token:
-        raise ConfigError("--push-to-hub: set HF_TOKEN in the environment (a token with write access)")
+        return (f"not pushed to {repo_id}: set HF_TOKEN (a token with write access) and rerun with --push-to-hub; "
+                "the export is complete without it")
+    if fmt == "txt":
+        return f"not pushed to {repo_id}: push the Parquet of each source folder, or export --format parquet"
     if fmt == "hf":
         ds = datasets.load_from_disk(dest)
     else:
         ds = datasets.load_dataset("json" if fmt == "jsonl" else "parquet", data_files=_data_files(dest, splits, pattern))
     ds.push_to_hub(repo_id, token=token, private=True)
+    return f"pushed to https://huggingface.co/datasets/{repo_id} (private)"
+
+
+def _zstd_files(spark: SparkSession, folder: str) -> None:
+    """Compress every part file under ``folder`` with zstd (`<name>.zst`), one Spark task per file."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(folder)
+    parts = sorted(p for p in fs.find(root) if p.rsplit("/", 1)[-1].startswith("part-"))
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+    def compress(paths):
+        import zstandard
+
+        for path in paths:
+            f, _ = fsspec.core.url_to_fs(f"{protocol}://{path}")
+            with f.open(path, "rb") as src, f.open(path + ".zst", "wb") as dst:
+                zstandard.ZstdCompressor(level=3).copy_stream(src, dst)
+            f.rm(path)
+            yield path
+
+    if parts:
+        spark.sparkContext.parallelize(parts, len(parts)).mapPartitions(compress).count()
+
+
+def _input_txt(spark: SparkSession, df, folder: str, separator: str) -> str:
+    """The SmolLM layout: per source `<folder>/<source>/data` (Parquet) and `input.txt` (their text in order)."""
+    from pyspark.sql import functions as F
+
+    from ..mixing.export import folder_name, write_input_txt
+
+    sources = [r[SOURCE] for r in df.select(SOURCE).distinct().collect()]  # small: one row per source
+    for name in sorted(s for s in sources if s is not None):
+        sub = f"{folder}/{folder_name(name)}"
+        df.where(F.col(SOURCE) == name).write.option("compression", "zstd").parquet(f"{sub}/data")
+        write_input_txt(f"{sub}/data", f"{sub}/input.txt", separator)
+    return "input.txt"

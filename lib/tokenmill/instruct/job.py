@@ -285,16 +285,21 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 def export_job(args: argparse.Namespace) -> int:
     from .export import export_output
 
-    info = export_output(args.input, args.format, args.output, args.push_to_hub, args.spark_profile)
+    info = export_output(args.input, args.format, args.output, args.push_to_hub, args.spark_profile,
+                         compression=args.compression, separator=args.separator)
     print(f"exported {info['rows']:,} rows as {args.format} to {info['output']}")
     print(f"load it  {info['load']}")
+    if info["pushed"]:
+        print(info["pushed"])
     return 0
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="a tokenmill output folder (convert_format, filter_dataset, ...)")
-    p.add_argument("--format", choices=("jsonl", "parquet", "hf"), required=True,
-                   help="jsonl / parquet shards, or a datasets save_to_disk folder")
+    p.add_argument("--format", choices=("jsonl", "parquet", "hf", "txt"), required=True,
+                   help="jsonl / parquet shards, a datasets save_to_disk folder, or txt: per source input.txt + Parquet")
+    p.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip", help="jsonl: .json.gz, .json.zst or .json")
+    p.add_argument("--separator", default="\n\n", help="txt: what separates documents in input.txt")
     p.add_argument("--output", required=True)
     p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
                    help="also push to the Hugging Face hub (needs HF_TOKEN in the environment)")
