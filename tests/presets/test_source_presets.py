@@ -15,7 +15,6 @@ import yaml
 from pydantic import TypeAdapter
 
 from tokenmill.catalog import load_stages
-from tokenmill.errors import ConfigError
 from tokenmill.io.sources import Source, read_source
 from tokenmill.pipeline.plan import resolve_source_presets
 from tokenmill.schema import REMOVED_BY
@@ -105,13 +104,3 @@ def test_hub_paths_and_a_local_mirror(tmp_path):
     assert hub.resolved_paths() == ["hf://datasets/teknium/OpenHermes-2.5@refs%2Fconvert%2Fparquet/default/train/*.parquet"]
     given = TypeAdapter(Source).validate_python({**raw["sources"][0], "paths": ["/data/x/*.parquet"]})
     assert given.resolved_paths() == ["/data/x/*.parquet"]
-
-
-def test_remote_parquet_says_how_to_mirror_it(spark, tmp_path):
-    from tokenmill.io.sources import check_hadoop_paths
-
-    raw = resolve_source_presets({"sources": [{"preset": "refinedweb"}]}, "test")
-    src = TypeAdapter(Source).validate_python(raw["sources"][0])
-    with pytest.raises(ConfigError, match=r"huggingface-cli download tiiuae/falcon-refinedweb .*--include "
-                                          r"'data/train-\*\.parquet' --local-dir DIR.*sources\[0\]\.path=DIR"):
-        check_hadoop_paths(src, src.resolved_paths(), "sources[0]")

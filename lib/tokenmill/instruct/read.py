@@ -215,23 +215,22 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
 
         return stream_frame(spark, list_files(src, where), read_one, opens, spark_schema(m.use), arrow_schema(m.use),
                             src.task_bytes())
-    return _map_parquet(spark, _as_parquet(src, work_dir, spark), where, mapper)
+    return _map_parquet(spark, _as_parquet(src, work_dir, spark), where, mapper, work_dir)
 
 
-def _keyed_parquet(spark: SparkSession, src: ParquetSource, where: str) -> DataFrame:
+def _keyed_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str) -> DataFrame:
     """The source's Parquet rows with `__key` (file under the common root + row index) and `__file`."""
-    from ..io.sources import _relative_path, check_hadoop_paths
+    from ..io.sources import _relative_path, parquet_files
 
-    files = list_files(src, where)
-    check_hadoop_paths(src, [f.path for f in files], where)
+    files = parquet_files(spark, src, where, work_dir)
     df = spark.read.parquet(*[f.path for f in files])
     rel = _relative_path(F.col("_metadata.file_path"), common_root(files))
     return df.select("*", F.concat(rel, F.lit(":"), F.col("_metadata.row_index").cast("string")).alias("__key"),
                      F.col("_metadata.file_path").alias("__file"), F.col("_metadata.row_index").alias("__row"))
 
 
-def _map_parquet(spark: SparkSession, src: ParquetSource, where: str, mapper: Mapper) -> DataFrame:
-    df = _keyed_parquet(spark, src, where)
+def _map_parquet(spark: SparkSession, src: ParquetSource, where: str, mapper: Mapper, work_dir: str) -> DataFrame:
+    df = _keyed_parquet(spark, src, where, work_dir)
     schema = arrow_schema(mapper.use)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -307,7 +306,7 @@ def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, map
 
         messages = _files_frame(spark, files, src.task_bytes()).mapInArrow(run, _OASST_SCHEMA)
     else:
-        df = _keyed_parquet(spark, _as_parquet(src, work_dir, spark), where)
+        df = _keyed_parquet(spark, _as_parquet(src, work_dir, spark), where, work_dir)
 
         def run_pq(batches):
             for batch in batches:

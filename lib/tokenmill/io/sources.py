@@ -189,8 +189,15 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
                         opens, split_bytes=src.task_bytes())
 
 
+def parquet_files(spark: SparkSession, src: SourceBase, where: str, work_dir: str) -> list[InputFile]:
+    """The source's Parquet files where Spark can read them: remote ones (hf://, http) copied to the work folder."""
+    from .remote import stage_remote
+
+    return stage_remote(spark, list_files(src, where), work_dir, src.storage_options)
+
+
 def _read_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str, opens) -> DataFrame:
-    return read_parquet(spark, src, list_files(src, where), where)
+    return read_parquet(spark, src, parquet_files(spark, src, where, work_dir), where)
 
 
 def _read_hf(spark: SparkSession, src: HFSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -273,21 +280,10 @@ def _relative_path(file_path, root: str):
     return F.when(bare.startswith(prefix), F.substring(bare, len(prefix) + 1, 1 << 20)).otherwise(bare)
 
 
-def check_hadoop_paths(src: SourceBase, paths: list[str], where: str) -> None:
-    """Spark reads Parquet through Hadoop file systems, which know no `hf://`: say how to mirror the files."""
-    remote = [p for p in paths if p.startswith("hf://")]
-    if remote:
-        how = (f"`huggingface-cli download {src.hub.repo} --repo-type dataset --revision {src.hub.revision} "
-               f"--include '{src.hub.files}' --local-dir DIR`" if src.hub and src.hub.repo else "download them")
-        raise ConfigError(f"{where}: {remote[0]}: Spark reads Parquet through Hadoop file systems, which do not "
-                          f"know hf://; {how}, then give `path: DIR` (e.g. --set sources[0].path=DIR)")
-
-
 def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile], where: str) -> DataFrame:
     """Parquet through Spark's native reader, mapped to the canonical schema JVM-side."""
     fm = src.fields
     paths = [f.path for f in files]
-    check_hadoop_paths(src, paths, where)
     df = spark.read.parquet(*paths)
     text = _column(df, fm.text_field)
     if text is None:
