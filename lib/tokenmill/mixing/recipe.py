@@ -109,21 +109,16 @@ def mixture_config(recipe: Recipe, pipelines: list[tuple[str, dict]]) -> dict:
 def dry_run(recipe: Recipe, where: str) -> str:
     """The resolved sources, their stages and the budget planned from the published sizes; reads no data."""
     from ..catalog import load_stages
-    from ..pipeline.plan import PipelineConfig, _plan_stages
+    from ..pipeline.plan import plan_config
 
     load_stages()
     lines = [f"recipe {recipe.name}: {recipe.description or ''}".rstrip(": "), ""]
     plan_sources = []
     for (name, cfg), src in zip(pipeline_configs(recipe, where), recipe.sources, strict=True):
-        planned = _plan_stages(validate(PipelineConfig, cfg, where), where)  # validates every stage's params
-        raw = cfg["sources"][0]
-        from pydantic import TypeAdapter
-
-        from ..io.sources import Source
-
-        source = TypeAdapter(Source).validate_python(raw)
-        lines.append(f"{name}  ({raw['format']}; {', '.join(source.resolved_paths()) or 'no paths'})")
-        lines.append("    stages: " + " -> ".join(p.label for p in planned))
+        planned = plan_config(cfg, where)  # every stage's params validated, columns checked
+        source = planned.config.sources[0]
+        lines.append(f"{name}  ({source.format}; {', '.join(source.resolved_paths()) or 'no paths'})")
+        lines.append("    stages: " + " -> ".join(p.label for p in planned.stages))
         if src.unique_tokens is None:
             raise ConfigError(f"{where}: sources[{name}]: a dry run plans with `unique_tokens` (the published size)")
         plan_sources.append(PlanSource(name=name, unique_tokens=src.unique_tokens,

@@ -119,13 +119,19 @@ def load_pipeline(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Pla
     from ..catalog import load_stages
 
     load_stages()
-    raw = resolve_source_presets(load_yaml(path, overrides), str(path))
-    cfg = validate(PipelineConfig, raw, str(path))
-    _check_sources(cfg, str(path))
-    plan = Plan(cfg, str(path), raw)
-    plan.stages = _plan_stages(cfg, str(path))
-    _check_order(plan, str(path))
-    check_columns(plan.stages, str(path), source_columns(cfg, str(path)))
+    return plan_config(load_yaml(path, overrides), str(path))
+
+
+def plan_config(raw: dict, path: str) -> Plan:
+    """A pipeline config given as a mapping (``path`` names it in errors), validated and planned: presets
+    resolved, stages looked up, the order and the columns checked. Reads no data."""
+    raw = resolve_source_presets(raw, path)
+    cfg = validate(PipelineConfig, raw, path)
+    _check_sources(cfg, path)
+    plan = Plan(cfg, path, raw)
+    plan.stages = _plan_stages(cfg, path)
+    _check_order(plan, path)
+    check_columns(plan.stages, path, source_columns(cfg, path))
     return plan
 
 
