@@ -34,8 +34,12 @@ for _c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz":
 
 def _jit(fn):
     # cache=True keeps the machine code next to this file (or in numba's user cache), so each Spark Python
-    # worker compiles once per machine, not once per process.
-    return numba.njit(cache=True, nogil=True)(fn)
+    # worker compiles once per machine, not once per process. Where no cache folder is writable (a read-only
+    # install, no home), numba refuses to cache: compile per process instead.
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(cache=False, nogil=True)(fn)
 
 
 @_jit
