@@ -20,13 +20,14 @@ from typing import Any
 import yaml
 
 from ..cli import Job, spark_args
-from ..config import Strict, apply_override, conf_dirs, find_named_yaml, load_yaml
+from ..config import Strict, apply_override, find_named_yaml, load_yaml
 from ..errors import ConfigError
 from ..io.sources import Source
+from ..pipeline.plan import SOURCE_PRESET_DIRS
+from .layouts import LAYOUTS
 
 PIPELINE_KEYS = ("stages", "output", "work_dir", "name", "overwrite")
-LAYOUT_HELP = ("oasst1, sharegpt, messages, ultrafeedback, ultrafeedback_binarized, dpo, hh_rlhf, alpaca, gsm8k, "
-               "math, prompt_completion, question_answer, text")
+LAYOUT_HELP = ", ".join(LAYOUTS)  # every layout the mapper knows
 
 
 class _SourceModel(Strict):
@@ -43,7 +44,7 @@ def source_entry(arg: str, use: str) -> dict:
     """The source config of ``--source``: a preset, a path, or a Hugging Face dataset id."""
     entry: dict[str, Any]
     try:
-        entry = load_yaml(find_named_yaml(arg, conf_dirs("presets/sources"), "source preset"))
+        entry = load_yaml(find_named_yaml(arg, SOURCE_PRESET_DIRS, "source preset"))
     except ConfigError:
         entry = {}
     if not entry:

@@ -192,19 +192,18 @@ def _run(args: argparse.Namespace) -> int:
         manifest = prepare(spark, recipe, where, force=args.force)
     finally:
         spark.stop()
-    print(format_plan_dict(manifest))
+    print(format_prepare(manifest))
     print(f"\nrecipe   {os.path.join(os.path.abspath(recipe.output), 'recipe.json')}")
     return 0
 
 
-def format_plan_dict(manifest: dict) -> str:
+def format_prepare(manifest: dict) -> str:
+    """What `prepare` prints: per source whether it ran, its tokens and export folder; the mixture's totals."""
     lines = [f"{'source':<34} {'state':>10} {'tokens':>12}  export"]
     for name, s in manifest["sources"].items():
-        tokens = (s.get("tokens") or {}).get("tokens") if isinstance(s.get("tokens"), dict) else s.get("tokens")
+        tokens = (s.get("tokens") or {}).get("tokens", "-")
         state = "skipped" if s["skipped"] else "computed"
-        export = manifest["export"].get(name, {})
-        lines.append(f"{name[:34]:<34} {state:>10} {tokens if tokens is not None else '-':>12}  "
-                     f"{export.get('folder', '-')}")
+        lines.append(f"{name[:34]:<34} {state:>10} {tokens:>12}  {manifest['export'].get(name, {}).get('folder', '-')}")
     mix = manifest["mixture"]
     lines.append(f"\nmixture  {mix['output']}  planned {mix['planned_tokens']}  realised {mix['realised_tokens']}")
     return "\n".join(lines)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 
 from ..cli import Job
-from ..config import conf_dirs, find_named_yaml, load_yaml
+from ..config import find_named_yaml, load_yaml
 from ..errors import ConfigError
-
-SOURCE_DIRS = conf_dirs("presets/sources")
+from .plan import SOURCE_PRESET_DIRS as SOURCE_DIRS
 
 
 def preset_names() -> list[str]:
