@@ -25,6 +25,7 @@ STAGE_MODULES = (
     "tokenmill.tokens.stage",  # tokens
     "tokenmill.instruct.read",  # the reader of sources with an `instruct` mapping (SFT / DPO / GRPO rows)
     "tokenmill.instruct.stage",  # instruct_text, instruct_filter, instruct_format, instruct_split
+    "tokenmill.multimodal.audio_stage",  # audio_features
 )
 
 # Modules that define command-line jobs: each has `JOBS`, a list of `cli.Job`, in the order `--help` shows.
@@ -42,6 +43,7 @@ JOB_MODULES = (
     "tokenmill.sample.job",  # sample
     "tokenmill.extraction.job",  # extract_eval
     "tokenmill.instruct.job",  # validate_dataset, convert_format, split_dataset, filter_dataset, export
+    "tokenmill.multimodal.job",  # audio_features
 )
 
 _loaded: set[str] = set()

@@ -130,6 +130,7 @@ def test_every_catalogued_module_exists_and_registers():
     load_stages()
     assert {"read", "write", "langid", "language_filter", "quality_signals", "quality_filter", "url_filter",
             "word_filter", "quality_classifier", "quality_select", "exact_dedup", "minhash_dedup", "decontaminate",
-            "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split"} == set(REGISTRY)
+            "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split",
+            "audio_features"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 19 and {"extract_eval", "validate_dataset", "export"} <= set(names)
+    assert len(names) == len(set(names)) == 20 and {"extract_eval", "validate_dataset", "export"} <= set(names)

@@ -13,20 +13,16 @@ import argparse
 import json
 import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..cli import Job, spark_args
 from ..config import Strict, apply_override, find_named_yaml, load_yaml
 from ..errors import ConfigError
 from ..io.sources import Source
+from ..pipeline.job import quick_config, write_quick_config
 from ..pipeline.plan import SOURCE_PRESET_DIRS
 from .layouts import LAYOUTS
 
-PIPELINE_KEYS = ("stages", "output", "work_dir", "name", "overwrite")
 LAYOUT_HELP = ", ".join(LAYOUTS)  # every layout the mapper knows
 
 
@@ -79,24 +75,8 @@ def source_entry(arg: str, use: str) -> dict:
 
 def build(args: argparse.Namespace, stages: list[dict]) -> dict:
     """The pipeline config of a quick job (one source, ``stages``), --set applied."""
-    source = source_entry(args.source, args.use)
-    output = getattr(args, "output", None) or f"out/{args.job_name}/{source['name']}"
-    pipeline: dict[str, Any] = {"name": f"{args.job_name}-{source['name']}", "output": output,
-                                "sources": [source], "stages": stages}
-    for assignment in args.overrides:
-        key = assignment.split("=", 1)[0].strip()
-        if key.split(".")[0].split("[")[0] in PIPELINE_KEYS:
-            pipeline = apply_override(pipeline, assignment)
-        else:
-            pipeline["sources"][0] = apply_override(pipeline["sources"][0], assignment)
-    return pipeline
-
-
-def _write_config(pipeline: dict) -> str:
-    folder = tempfile.mkdtemp(prefix="tokenmill-")
-    path = os.path.join(folder, f"{pipeline['name']}.yaml")
-    Path(path).write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
-    return path
+    return quick_config(args.job_name, source_entry(args.source, args.use), stages, getattr(args, "output", None),
+                        args.overrides)
 
 
 def _run(args: argparse.Namespace, stages: list[dict], required: str | None = None):
@@ -108,7 +88,7 @@ def _run(args: argparse.Namespace, stages: list[dict], required: str | None = No
     if not args.source or not args.use:
         raise ConfigError(f"{args.job_name}: give --config, or --source and --for")
     pipeline = build(args, stages)
-    path = _write_config(pipeline)
+    path = write_quick_config(pipeline)
     print(f"config   {path}")
     return run_pipeline(path, [], args.spark_profile, args.force, required, spark)
 

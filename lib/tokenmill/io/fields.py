@@ -28,6 +28,10 @@ class FieldMap(Strict):
     id_field: str | None = None
     url_field: str | None = None
     meta_fields: list[str] | None = None  # None: every other top-level field; []: none
+    # Dataset columns carried through unchanged, as top-level columns of the same name (Parquet and Hugging
+    # Face sources): media such as the Hugging Face `Audio` / `Image` {bytes, path} structs, for the audio
+    # and image stages. They are left out of `meta`.
+    keep_fields: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _apply_layout(self) -> FieldMap:
@@ -41,7 +45,7 @@ class FieldMap(Strict):
 
     def used_top_level(self) -> set[str]:
         """Top-level fields mapped whole to text/id/url (left out of meta); nested ones keep their parent."""
-        return {f for f in (self.text_field, self.id_field, self.url_field) if f and "." not in f}
+        return {f for f in (self.text_field, self.id_field, self.url_field) if f and "." not in f} | set(self.keep_fields)
 
 
 # meta keys tokenmill sets itself (where a row came from); a dataset field of the same name is kept under

@@ -117,7 +117,21 @@ class HFSource(SourceBase):
     instruct: InstructMap | None = None
 
 
-Source = Annotated[WarcSource | JsonlSource | ParquetSource | HFSource, Field(discriminator="format")]
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".aac", ".webm", ".weba")
+
+
+class AudioSource(SourceBase):
+    """Audio files (wav, flac, mp3, ogg/opus, m4a, webm): one row per file, the file named in an `audio`
+    column ({bytes: null, path}) that the `audio_features` stage decodes; `text` is the transcript or caption
+    from a text file of the same stem beside it (`clip.flac` + `clip.txt`), null when there is none."""
+
+    format: Literal["audio"]
+    transcripts: Literal["sidecar", "none"] = "sidecar"
+    transcript_suffix: str = ".txt"
+    extensions: list[str] = Field(default_factory=lambda: list(AUDIO_EXTENSIONS))
+
+
+Source = Annotated[WarcSource | JsonlSource | ParquetSource | HFSource | AudioSource, Field(discriminator="format")]
 
 
 def list_files(src: SourceBase, where: str) -> list[InputFile]:
@@ -182,11 +196,47 @@ def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, 
 def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str, opens) -> DataFrame:
     from .jsonl import JsonlOptions, read_jsonl_file
 
+    if src.fields.keep_fields:
+        raise ConfigError(f"{where}: fields.keep_fields is for Parquet and Hugging Face sources; a JSONL field "
+                          "naming a media file stays in meta (audio_features: audio: meta.<key>)")
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
                         container=src.container, records_key=src.records_key, explode=src.explode)
     return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
                         opens, split_bytes=src.task_bytes())
+
+
+AUDIO_STRUCT = T.StructType([T.StructField("bytes", T.BinaryType()), T.StructField("path", T.StringType())])
+
+
+def _read_audio(spark: SparkSession, src: AudioSource, where: str, work_dir: str, opens) -> DataFrame:
+    import fsspec
+    import pyarrow as pa
+
+    from ..schema import ARROW_DOCUMENT_SCHEMA
+    from .records import doc_row
+
+    suffixes = tuple(e.lower() for e in src.extensions)
+    files = [f for f in list_files(src, where) if f.path.lower().endswith(suffixes)]
+    if not files:
+        raise ConfigError(f"{where}: no audio files ({', '.join(suffixes)}) under {src.resolved_paths()}")
+    name, sidecar, suffix, options = src.name, src.transcripts == "sidecar", src.transcript_suffix, src.storage_options
+
+    def read_one(path, relpath, size, start, end):
+        text = None
+        if sidecar:
+            try:
+                with fsspec.open(os.path.splitext(path)[0] + suffix, "rt", encoding="utf-8", **options) as handle:
+                    text = handle.read().strip()
+            except FileNotFoundError:
+                pass
+        row = doc_row(name, relpath, text, None, {"file": relpath, "bytes": str(size)})
+        row["audio"] = {"bytes": None, "path": path}
+        yield row
+
+    schema = T.StructType(DOCUMENT_SCHEMA.fields + [T.StructField("audio", AUDIO_STRUCT)])
+    arrow = ARROW_DOCUMENT_SCHEMA.append(pa.field("audio", pa.struct([("bytes", pa.binary()), ("path", pa.string())])))
+    return stream_frame(spark, files, read_one, opens, schema=schema, arrow_schema=arrow)
 
 
 def parquet_files(spark: SparkSession, src: SourceBase, where: str, work_dir: str) -> list[InputFile]:
@@ -211,7 +261,8 @@ def _read_hf(spark: SparkSession, src: HFSource, where: str, work_dir: str, open
 
 # Source format -> reader: (spark, source config, where, work_dir, files-opened accumulator) -> canonical
 # DataFrame. A new format is one function here and one config class in `Source`.
-READERS = {"warc": _read_warc, "wet": _read_warc, "jsonl": _read_jsonl, "parquet": _read_parquet, "hf": _read_hf}
+READERS = {"warc": _read_warc, "wet": _read_warc, "jsonl": _read_jsonl, "parquet": _read_parquet, "hf": _read_hf,
+           "audio": _read_audio}
 
 
 # Readers of sources with an `instruct` mapping, registered by the instruct package when the catalogue loads
@@ -309,9 +360,10 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
     url = _column(df, fm.url_field) if fm.url_field else None
     used = fm.used_top_level()
     names = fm.meta_fields if fm.meta_fields is not None else [c for c in df.columns if c not in used]
-    missing = [n for n in names if n not in df.columns]
+    missing = [n for n in names + fm.keep_fields if n not in df.columns]
     if missing:
-        raise ConfigError(f"{where}: {paths[0]}: meta column(s) {', '.join(missing)} not found")
+        raise ConfigError(f"{where}: {paths[0]}: meta or keep column(s) {', '.join(missing)} not found; "
+                          f"columns are: {', '.join(df.columns)}")
     pairs = []
     for name in names:
         pairs += [F.lit(meta_key(name)), _as_string(df, name)]
@@ -330,4 +382,5 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
         (url.cast("string") if url is not None else F.lit(None).cast("string")).alias("url"),
         meta.alias("meta"),
         removed.alias("removed_by"),
+        *[F.col(f"`{name}`") for name in fm.keep_fields],
     )

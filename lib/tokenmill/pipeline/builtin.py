@@ -35,7 +35,8 @@ def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFr
     for i, src in enumerate(ctx.sources):
         frames.append(read_source(ctx.spark, src, f"{ctx.config_path}: sources[{i}]", ctx.work_dir, opens))
     ctx.report("files_opened", Deferred(lambda: opens.value))
-    return reduce(lambda a, b: a.unionByName(b), frames)
+    # Sources may carry different extra columns (an `audio` struct, instruction columns): missing ones are null.
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
 @register("write", "write", WriteParams, requires=lambda p: p.partition_by)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ..cli import Job, config_args
 from ..errors import ConfigError, OutputError
@@ -10,6 +16,36 @@ from ..io.outputs import protected_reason
 from .manifest import format_stage_table
 from .plan import load_pipeline
 from .run import RunResult, run
+
+# `--set` keys of a quick job (one source and stages built from its options) that change the pipeline; any
+# other key changes the source.
+PIPELINE_KEYS = ("stages", "output", "work_dir", "name", "overwrite")
+
+
+def quick_config(job: str, source: dict, stages: list[dict], output: str | None = None,
+                 overrides: list[str] = ()) -> dict:
+    """The pipeline config of a quick job: one ``source``, ``stages``, --set applied (to the pipeline for keys
+    under PIPELINE_KEYS, else to the source)."""
+    from ..config import apply_override
+
+    label = source.get("name") or source.get("preset") or "source"
+    pipeline: dict[str, Any] = {"name": f"{job}-{label}", "output": output or f"out/{job}/{label}",
+                                "sources": [source], "stages": stages}
+    for assignment in overrides:
+        key = assignment.split("=", 1)[0].strip()
+        if key.split(".")[0].split("[")[0] in PIPELINE_KEYS:
+            pipeline = apply_override(pipeline, assignment)
+        else:
+            pipeline["sources"][0] = apply_override(pipeline["sources"][0], assignment)
+    return pipeline
+
+
+def write_quick_config(pipeline: dict) -> str:
+    """``pipeline`` written as YAML to a fresh temporary folder (printed by the jobs: rerun it with --config)."""
+    folder = tempfile.mkdtemp(prefix="tokenmill-")
+    path = os.path.join(folder, f"{pipeline['name']}.yaml")
+    Path(path).write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = None, force: bool = False,
