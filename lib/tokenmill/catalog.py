@@ -26,6 +26,7 @@ STAGE_MODULES = (
     "tokenmill.instruct.read",  # the reader of sources with an `instruct` mapping (SFT / DPO / GRPO rows)
     "tokenmill.instruct.stage",  # instruct_text, instruct_filter, instruct_format, instruct_split
     "tokenmill.multimodal.audio_stage",  # audio_features
+    "tokenmill.multimodal.image_text",  # caption_clean, image_text_filter, image_check
 )
 
 # Modules that define command-line jobs: each has `JOBS`, a list of `cli.Job`, in the order `--help` shows.
@@ -43,7 +44,7 @@ JOB_MODULES = (
     "tokenmill.sample.job",  # sample
     "tokenmill.extraction.job",  # extract_eval
     "tokenmill.instruct.job",  # validate_dataset, convert_format, split_dataset, filter_dataset, export
-    "tokenmill.multimodal.job",  # audio_features
+    "tokenmill.multimodal.job",  # audio_features, image_text
 )
 
 _loaded: set[str] = set()

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import WhisperFeatureExtractor
 
-from conftest import write_config
+from conftest import ROOT, write_config
 from multimodal.audio_fixtures import (
     ENCODERS,
     adpcm_wav,
@@ -149,3 +149,53 @@ def test_audio_features_job_on_a_folder(spark, tmp_path, audio_folder, capsys):
     assert manifest["output"]["rows"] == 7
     printed = capsys.readouterr().out
     assert "audio     7 clips" in printed and "config   " in printed
+
+
+def test_speech_presets_pipeline(spark, tmp_path, audio_folder):
+    """conf/pipelines/audio_speech.yaml on local copies laid out as Common Voice, FSD50K and OpenSLR 54 publish
+    them: per-source media mappings find each clip, the votes rule removes Common Voice's unvalidated clips,
+    FSD50K's labels become the caption, every spectrogram is 80 x 3000."""
+    import shutil
+
+    import yaml
+
+    mp3, wav = audio_folder / "good" / "b_sine_mp3.mp3", audio_folder / "good" / "a_sine.wav"
+    cv = tmp_path / "cv"
+    (cv / "transcript" / "en").mkdir(parents=True)
+    (cv / "clips").mkdir()
+    (cv / "transcript" / "en" / "train.tsv").write_text(
+        "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccent\tlocale\tsegment\n"
+        "0a1b\tcommon_voice_en_1.mp3\tThe quick brown fox.\t3\t0\t\t\t\ten\t\n"
+        "0a1b\tcommon_voice_en_2.mp3\tNot yet validated.\t1\t0\t\t\t\ten\t\n"
+        "0a1b\tcommon_voice_en_3.mp3\tDisputed \"clip\".\t2\t2\t\t\t\ten\t\n"
+        "0a1b\tcommon_voice_en_4.mp3\tIts clip is missing.\t2\t0\t\t\t\ten\t\n")
+    for i in (1, 2, 3):
+        shutil.copy(mp3, cv / "clips" / f"common_voice_en_{i}.mp3")
+    fsd = tmp_path / "fsd"
+    (fsd / "FSD50K.ground_truth").mkdir(parents=True)
+    (fsd / "FSD50K.dev_audio").mkdir()
+    (fsd / "FSD50K.ground_truth" / "dev.csv").write_text(
+        'fname,labels,mids,split\n64760,"Electric_guitar,Guitar,Music","/m/02sgy,/m/0342h,/m/04rlf",train\n')
+    shutil.copy(wav, fsd / "FSD50K.dev_audio" / "64760.wav")
+    slr = tmp_path / "slr"
+    (slr / "asr_nepali" / "data" / "0a").mkdir(parents=True)
+    (slr / "asr_nepali" / "utt_spk_text.tsv").write_text("0a1b2c3d4e\t4f5a1\tनमस्ते संसार\n")
+    encode(wav, "flac", slr / "asr_nepali" / "data" / "0a" / "0a1b2c3d4e.flac")
+
+    config = yaml.safe_load((ROOT / "conf" / "pipelines" / "audio_speech.yaml").read_text())
+    for src, folder in zip(config["sources"], (cv, fsd, slr), strict=True):
+        src["path"] = str(folder)
+    config.update(output=str(tmp_path / "speech"), work_dir=str(tmp_path / "work"))
+    result = run(spark, load_pipeline(str(write_config(tmp_path / "speech.yaml", config))))
+    stages = {s["stage"]: s for s in result.manifest["stages"]}
+    assert stages["votes"]["rows_in"] == 6 and stages["votes"]["removed"] == {"low_votes": 2}
+    assert stages["audio_features"]["removed"] == {"missing_file": 1}
+    assert result.manifest["output"]["rows_by_source"] == {"common_voice_11": 1, "fsd50k": 1, "openslr_nepali": 1}
+    features = read_features(str(tmp_path / "speech" / "data"))
+    assert features.column("mel").type.shape == [80, 3000]
+    texts = dict(zip(features.column("source").to_pylist(), features.column("text").to_pylist(), strict=True))
+    assert texts == {"common_voice_11": "The quick brown fox.", "fsd50k": "Electric guitar, Guitar, Music",
+                     "openslr_nepali": "नमस्ते संसार"}
+    removed = pq.read_table(tmp_path / "speech" / "removed").to_pylist()
+    missing = [r for r in removed if r["removed_by"] == "audio_features:missing_file"]
+    assert [r["audio_path"] for r in missing] == ["common_voice_en_4.mp3"]

@@ -131,6 +131,6 @@ def test_every_catalogued_module_exists_and_registers():
     assert {"read", "write", "langid", "language_filter", "quality_signals", "quality_filter", "url_filter",
             "word_filter", "quality_classifier", "quality_select", "exact_dedup", "minhash_dedup", "decontaminate",
             "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split",
-            "audio_features"} == set(REGISTRY)
+            "audio_features", "filter_rows", "caption_clean", "image_text_filter", "image_check"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 20 and {"extract_eval", "validate_dataset", "export"} <= set(names)
+    assert len(names) == len(set(names)) == 21 and {"extract_eval", "validate_dataset", "export"} <= set(names)

@@ -44,11 +44,18 @@ def test_unreadable_container_is_an_error_or_a_counted_skip(spark, tmp_path):
         _read(spark, tmp_path, paths=[str(tmp_path / "d.json")], container="array", records_key="data")
 
 
-def test_csv_and_tsv_with_quoted_fields(spark, tmp_path):
+def test_csv_with_quoted_fields_tsv_as_published(spark, tmp_path):
     (tmp_path / "e.csv").write_text('id,caption\n1,"a cat, asleep"\n2,"two\nlines"\n')
     rows = _read(spark, tmp_path, paths=[str(tmp_path / "e.csv")], container="csv",
                  fields={"text_field": "caption", "id_field": "id"})
     assert [(r["text"], r["meta"]["orig_id"]) for r in rows] == [("a cat, asleep", "1"), ("two\nlines", "2")]
-    (tmp_path / "f.tsv").write_text("sentence\tup_votes\nhello there\t2\n")
+    # TSV as Common Voice and OpenSLR publish it: no quoting, a quote is part of the text
+    (tmp_path / "f.tsv").write_text('sentence\tup_votes\nhello there\t2\n"Quoted," she said.\t1\n')
     rows = _read(spark, tmp_path, paths=[str(tmp_path / "f.tsv")], container="tsv", fields={"text_field": "sentence"})
-    assert [(r["text"], r["meta"]["up_votes"]) for r in rows] == [("hello there", "2")]
+    assert [(r["text"], r["meta"]["up_votes"]) for r in rows] == [("hello there", "2"), ('"Quoted," she said.', "1")]
+    # and without a header line (OpenSLR's utt_spk_text.tsv), named by `column_names`
+    (tmp_path / "g.tsv").write_text("0a1b2c3d4e\t0a1b2\tनमस्ते संसार\n")
+    rows = _read(spark, tmp_path, paths=[str(tmp_path / "g.tsv")], container="tsv",
+                 column_names=["utterance_id", "speaker_id", "text"], fields={"id_field": "utterance_id"})
+    assert [(r["text"], r["meta"]["orig_id"], r["meta"]["speaker_id"]) for r in rows] == [
+        ("नमस्ते संसार", "0a1b2c3d4e", "0a1b2")]

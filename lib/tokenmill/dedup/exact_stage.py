@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.functions import arrow_udf
 
 from ..pipeline.stage import StageContext, live, mark_removed, register
@@ -28,6 +29,9 @@ class ExactDedupParams(SurvivorParams):
     # sends the text to the Python workers and back; off by default, so the plain key stays JVM-only.
     nfkc: bool = False
     by_url: bool = False  # also key on the URL (only pages with the same URL and text are duplicates)
+    # Key on this column instead of the text: `url`, an image's bytes (`image.bytes`), `meta.<key>`; a string
+    # is normalised as the text is (unless `normalise: false`), bytes are hashed as they are.
+    column: str | None = None
 
 
 def normalised_text(text: Column) -> Column:
@@ -48,18 +52,38 @@ def nfkc(text: Column) -> Column:
     return arrow_udf(_nfkc_batch, "string")(text)
 
 
+def _key_column(df: DataFrame, name: str) -> tuple[Column, bool]:
+    """The column ``name`` (dotted for a struct field, `meta.<key>`) and whether it holds bytes."""
+    from ..errors import ConfigError
+    from ..schema import META
+
+    if name.startswith("meta."):
+        return F.col(META)[name[5:]], False
+    top = name.split(".")[0]
+    if top not in df.columns:
+        raise ConfigError(f"exact_dedup: no column {name!r} (columns: {', '.join(df.columns)})")
+    dtype = df.select(F.col(name).alias("k")).schema["k"].dataType
+    if isinstance(dtype, T.BinaryType):
+        return F.col(name), True
+    return F.col(name).cast("string"), False
+
+
 @register("exact_dedup", "filter", ExactDedupParams,
-          requires=lambda p: [ID, TEXT] + ([URL] if p.by_url else []) + p.policy_columns(),
+          requires=lambda p: [ID] + ([] if p.column else [TEXT]) + ([URL] if p.by_url else []) + p.policy_columns(),
           adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF], audit=[DUP_OF, DUP_CLUSTER])
 def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> DataFrame:
     """Keep one document per exact (normalised) text; `dup_cluster`, `dup_cluster_size`, `dup_of` say which."""
     name = ctx.label
-    raw = nfkc(F.col(TEXT)) if params.nfkc else F.col(TEXT)
-    text = normalised_text(raw) if params.normalise else raw
+    source, is_bytes = _key_column(df, params.column) if params.column else (F.col(TEXT), False)
+    if is_bytes:
+        text = source
+    else:
+        raw = nfkc(source) if params.nfkc else source
+        text = normalised_text(raw) if params.normalise else raw
     parts = [text] + ([F.coalesce(F.col(URL), F.lit(""))] if params.by_url else [])
     # An empty text (or one that normalises to nothing) is not a duplicate of every other empty text: it
     # gets no key, so it stays out of every cluster (the quality filters remove empty documents).
-    has_text = F.length(F.trim(text)) > 0
+    has_text = (F.length(text) > 0) if is_bytes else (F.length(F.trim(text)) > 0)
     key = F.when(live(df) & has_text, F.format_string("%016x", F.xxhash64(*parts)))
     out = df.withColumn(DUP_CLUSTER, key)
     w = Window.partitionBy(DUP_CLUSTER).orderBy(*survivor_order(params, df.columns))
@@ -68,6 +92,7 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
            .withColumn(DUP_CLUSTER_SIZE, F.when(F.col(DUP_CLUSTER).isNotNull(), F.count(F.lit(1)).over(whole)))
            .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.first(ID).over(w))))
     out = mark_removed(out, F.coalesce(F.col("__rank") > 1, F.lit(False)), name, "duplicate")
-    ctx.report_all({"normalise": params.normalise, "nfkc": params.nfkc, "by_url": params.by_url,
-                         "prefer": params.prefer, "source_priority": params.source_priority})
+    ctx.report_all({"column": params.column or TEXT, "normalise": params.normalise, "nfkc": params.nfkc,
+                    "by_url": params.by_url,
+                    "prefer": params.prefer, "source_priority": params.source_priority})
     return out.drop("__rank")

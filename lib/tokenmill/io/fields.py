@@ -48,6 +48,29 @@ class FieldMap(Strict):
         return {f for f in (self.text_field, self.id_field, self.url_field) if f and "." not in f} | set(self.keep_fields)
 
 
+class MediaMap(Strict):
+    """Where a source's rows keep their audio (or image), for the media stages: a column (the Hugging Face
+    {bytes, path} struct, bytes, or a path) or `meta.<key>`; `path_format` builds the path from the value
+    (`{}`) and other meta fields (`{name}`; `{:.2}` is a value's first two characters), e.g.
+    `FSD50K.dev_audio/{}.wav`; relative paths are under `root` (itself under the source's local copy `path`
+    when relative). `text: labels` reads a comma-separated label list (FSD50K, AudioSet) as a readable caption."""
+
+    audio: str | None = None
+    image: str | None = None
+    path_format: str | None = None
+    root: str | None = None
+    text: Literal["as_is", "labels"] = "as_is"
+    # Image–caption rows: the meta keys of the image's size and scores (None: the usual names are tried,
+    # e.g. WIDTH / width / image_width, similarity, punsafe, pwatermark); `image_size: false` when width and
+    # height describe something else (Visual Genome's are a region's).
+    width: str | None = None
+    height: str | None = None
+    similarity: str | None = None
+    nsfw: str | None = None
+    watermark: str | None = None
+    image_size: bool = True
+
+
 # meta keys tokenmill sets itself (where a row came from); a dataset field of the same name is kept under
 # `field.<name>` (LibriSpeech has a `file` column, for one).
 RESERVED_META = ("file", "line", "where", "orig_id")

@@ -32,6 +32,7 @@ class JsonlOptions:
     container: str = "lines"  # lines (JSONL) | array (a JSON array or object) | csv | tsv
     records_key: str | None = None  # array: the key of the object that holds the records
     explode: str | None = None  # array: a list field of each record whose items are the rows
+    column_names: tuple[str, ...] | None = None  # csv/tsv without a header line
 
     @property
     def unit(self) -> str:
@@ -64,8 +65,12 @@ def file_records(path: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int
             import pyarrow.csv as pcsv
 
             with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:
-                table = pcsv.read_csv(handle, parse_options=pcsv.ParseOptions(
-                    delimiter="\t" if opts.container == "tsv" else ",", newlines_in_values=True))
+                tsv = opts.container == "tsv"
+                # TSV as datasets publish it (Common Voice, OpenSLR): a tab ends a field, quotes are text
+                table = pcsv.read_csv(
+                    handle, read_options=pcsv.ReadOptions(column_names=list(opts.column_names or []) or None),
+                    parse_options=pcsv.ParseOptions(delimiter="\t" if tsv else ",", quote_char=False if tsv else '"',
+                                                    newlines_in_values=not tsv))
             records = table.to_pylist()
         else:
             with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:

@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 from ..config import Strict
 from ..errors import ConfigError, InputError
 from ..schema import DOCUMENT_SCHEMA, spark_stable_id
-from .fields import FieldMap, InstructMap, meta_key
+from .fields import FieldMap, InstructMap, MediaMap, meta_key
 from .hub import DatasetCard, HubLocation
 from .paths import InputFile, common_root, expand, read_paths_manifest, relative_to_root
 
@@ -47,6 +47,7 @@ class SourceBase(Strict):
     hub: HubLocation | None = None
     path: str | None = None
     about: DatasetCard | None = None
+    media: MediaMap | None = None  # where the rows' audio / image is, for the media stages
 
     @field_validator("paths", mode="before")
     @classmethod
@@ -89,6 +90,7 @@ class JsonlSource(SourceBase):
     container: Literal["lines", "array", "csv", "tsv"] = "lines"
     records_key: str | None = None
     explode: str | None = None  # array: each record's list field whose items are the rows (VG regions)
+    column_names: list[str] | None = None  # csv/tsv without a header line: the columns' names
 
     def task_bytes(self) -> int | None:
         """Byte ranges per task: only line-by-line files split."""
@@ -201,7 +203,8 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
                           "naming a media file stays in meta (audio_features: audio: meta.<key>)")
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
-                        container=src.container, records_key=src.records_key, explode=src.explode)
+                        container=src.container, records_key=src.records_key, explode=src.explode,
+                        column_names=tuple(src.column_names) if src.column_names else None)
     return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
                         opens, split_bytes=src.task_bytes())
 
@@ -255,7 +258,7 @@ def _read_hf(spark: SparkSession, src: HFSource, where: str, work_dir: str, open
 
     staged = stage_hf_dataset(spark, src, src.staging_dir or os.path.join(work_dir, "hf", src.name))
     as_parquet = ParquetSource(name=src.name, format="parquet", paths=[staged],
-                               max_doc_bytes=src.max_doc_bytes, fields=src.fields)
+                               max_doc_bytes=src.max_doc_bytes, fields=src.fields, media=src.media)
     return read_parquet(spark, as_parquet, list_files(as_parquet, where), where)
 
 
@@ -358,9 +361,12 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
         key = F.concat(_relative_path(file_path, common_root(files)), F.lit(":"),
                        F.col("_metadata.row_index").cast("string"))
     url = _column(df, fm.url_field) if fm.url_field else None
-    used = fm.used_top_level()
+    # media columns ride along as they are: `keep_fields`, and the columns a `media` mapping names
+    media = [getattr(src.media, k, None) for k in ("audio", "image")] if getattr(src, "media", None) else []
+    keep = list(dict.fromkeys(fm.keep_fields + [m for m in media if m and not m.startswith("meta.") and m in df.columns]))
+    used = fm.used_top_level() | set(keep)
     names = fm.meta_fields if fm.meta_fields is not None else [c for c in df.columns if c not in used]
-    missing = [n for n in names + fm.keep_fields if n not in df.columns]
+    missing = [n for n in names + keep if n not in df.columns]
     if missing:
         raise ConfigError(f"{where}: {paths[0]}: meta or keep column(s) {', '.join(missing)} not found; "
                           f"columns are: {', '.join(df.columns)}")
@@ -382,5 +388,5 @@ def read_parquet(spark: SparkSession, src: ParquetSource, files: list[InputFile]
         (url.cast("string") if url is not None else F.lit(None).cast("string")).alias("url"),
         meta.alias("meta"),
         removed.alias("removed_by"),
-        *[F.col(f"`{name}`") for name in fm.keep_fields],
+        *[F.col(f"`{name}`") for name in keep],
     )

@@ -42,7 +42,12 @@ def source_entry(arg: str, media: str = "audio") -> dict:
     if media == "audio" and any(f.endswith(AUDIO_EXTENSIONS) for f in lower):
         entry["format"] = "audio"
     elif any(f.endswith(".parquet") for f in lower):
-        entry.update({"format": "parquet", "fields": {"keep_fields": [media]} if media == "audio" else {}})
+        import pyarrow.parquet as pq
+
+        first = next(f for f in found if f.lower().endswith(".parquet"))
+        with fs.open(first, "rb") as handle:
+            names = pq.read_schema(handle).names
+        entry.update({"format": "parquet", "fields": {"keep_fields": [media]} if media in names else {}})
     elif any(re.search(r"\.jsonl?(\.(gz|zst|bz2|xz))?$", f) for f in lower):
         entry.update({"format": "jsonl", "on_error": "skip"})
     else:
@@ -105,7 +110,66 @@ def _audio_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--too-long", choices=("remove", "cut"), default="remove")
 
 
+# ---- image_text -----------------------------------------------------------------------------------------
+
+def image_text_stages(args: argparse.Namespace) -> list[dict]:
+    """read -> caption_clean -> [image_check] -> [langid, language_filter] -> image_text_filter -> exact dedup of
+    url / image bytes / caption -> near-duplicate captions -> write."""
+    stages: list[dict] = [{"stage": "read"}, {"stage": "caption_clean"}]
+    if args.check_images:
+        check: dict = {"stage": "image_check"}
+        if args.resize:
+            check["resize"] = args.resize
+        stages.append(check)
+    if args.languages:
+        stages += [{"stage": "langid", "backend": args.langid_backend, "min_letters": 3},
+                   {"stage": "language_filter", "languages": args.languages.split(","), "min_score": args.min_lang_score}]
+    stages.append({"stage": "image_text_filter", "min_words": args.min_words, "min_side": args.min_side,
+                   "max_aspect": args.max_aspect, "min_similarity": args.min_similarity})
+    dedup = [d for d in args.dedup.split(",") if d]
+    unknown = sorted(set(dedup) - {"url", "image", "caption", "near"})
+    if unknown:
+        raise ConfigError(f"--dedup: unknown {', '.join(unknown)}; choose from url, image, caption, near")
+    if "url" in dedup:
+        stages.append({"stage": "exact_dedup", "id": "dedup_url", "column": "url", "normalise": False})
+    if "image" in dedup and args.check_images:
+        stages.append({"stage": "exact_dedup", "id": "dedup_image", "column": "image.bytes"})
+    if "caption" in dedup:
+        stages.append({"stage": "exact_dedup", "id": "dedup_caption"})
+    if "near" in dedup:
+        stages.append({"stage": "minhash_dedup", "id": "near_captions", "ngram": 2, "threshold": args.near_threshold})
+    stages.append({"stage": "write", "keep_removed": True})
+    return stages
+
+
+def image_text_job(args: argparse.Namespace) -> int:
+    args.job_name = "image_text"
+    return _run(args, image_text_stages(args), "image_text_filter", "image")
+
+
+def _image_text_args(p: argparse.ArgumentParser) -> None:
+    _common_args(p, "caption files")
+    p.add_argument("--check-images", action="store_true",
+                   help="decode every image with Pillow (in-row bytes or local files; `media.image` of the source)")
+    p.add_argument("--resize", type=int, default=None, help="with --check-images: re-encode at most N px on the long side")
+    p.add_argument("--languages", default=None, help="keep captions in these languages (comma-separated ISO codes)")
+    p.add_argument("--langid-backend", default="lingua", choices=("cld2", "lingua", "fasttext", "cascade"),
+                   help="lingua is the most accurate on short text such as captions")
+    p.add_argument("--min-lang-score", type=float, default=0.0,
+                   help="0: the top language decides (lingua spreads its confidence over 75 languages on short captions)")
+    p.add_argument("--min-words", type=int, default=2)
+    p.add_argument("--min-side", type=int, default=200, help="pixels, when the rows carry width and height")
+    p.add_argument("--max-aspect", type=float, default=3.0)
+    p.add_argument("--min-similarity", type=float, default=0.28, help="CLIP similarity, when the rows carry it")
+    p.add_argument("--dedup", default="url,image,caption,near",
+                   help="exact duplicates of url, image (bytes, with --check-images), caption, and near-duplicate "
+                        "captions (near); COCO-style data with several captions per image: drop caption")
+    p.add_argument("--near-threshold", type=float, default=0.8)
+
+
 JOBS = [
     Job("audio_features", "audio (files or dataset rows) -> Whisper-compatible log-mel spectrograms with their text",
         _audio_args, audio_job),
+    Job("image_text", "image–caption pairs: clean captions, filter on caption / size / scores, deduplicate",
+        _image_text_args, image_text_job),
 ]

@@ -46,21 +46,40 @@ def n_frames(n_samples: int, spec: MelSpec = MelSpec()) -> int:
     return n_samples // spec.hop
 
 
-def log_mel(waves: np.ndarray, spec: MelSpec = MelSpec()) -> np.ndarray:
+def log_mel(waves: np.ndarray, spec: MelSpec = MelSpec(), audio_samples: int | None = None) -> np.ndarray:
     """(clips, samples) float waveforms of equal length -> (clips, n_mels, frames) float32 log-mel features.
-    In float32 throughout (measured 15x faster than float64 on 30 s clips, within 1e-4 of Whisper's)."""
+    In float32 throughout (measured 15x faster than float64 on 30 s clips, within 1e-4 of Whisper's).
+
+    ``audio_samples``: every clip is silence (exact zeros) after this many samples, as when short clips are
+    padded to Whisper's 30 s window. Frames wholly inside that silence have no energy, so their log-mel is
+    the floor (log10 1e-10) without computing it: the cost follows the audio, not the window.
+    """
     import scipy.fft
 
     waves = np.asarray(waves, dtype=np.float32)
     if waves.ndim == 1:
         waves = waves[None, :]
+    clips, n = waves.shape
     pad = spec.n_fft // 2
-    padded = np.pad(waves, ((0, 0), (pad, pad)), mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, spec.n_fft, axis=-1)[:, ::spec.hop, :]
+    total = n // spec.hop + 1  # centred frames, before Whisper drops the last one
+    need = total
+    if audio_samples is not None and audio_samples + 2 * pad < n:
+        # frame f sees samples [f*hop - pad, f*hop + pad): zero from f*hop >= audio_samples + pad on (the reflected
+        # end of the window stays in the silence too, since audio_samples + 2 pad < n)
+        need = min(total, -(-(audio_samples + pad) // spec.hop) + 1)
+    if need < total:
+        stop = min(n, (need - 1) * spec.hop + pad)  # the samples the computed frames read
+        padded = np.pad(waves[:, :stop], ((0, 0), (pad, pad)), mode="constant")
+        padded[:, :pad] = waves[:, pad:0:-1]  # the reflected start, as in the full computation
+    else:
+        padded = np.pad(waves, ((0, 0), (pad, pad)), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, spec.n_fft, axis=-1)[:, ::spec.hop, :][:, :need]
     bins = scipy.fft.rfft(frames * _window(spec.n_fft), axis=-1)  # (clips, frames, bins), complex64
     power = bins.real ** 2 + bins.imag ** 2
     mel = power @ _filters(spec)  # (clips, frames, n_mels)
-    log = np.log10(np.maximum(mel, 1e-10))[:, :-1, :]
+    log = np.full((clips, total - 1, spec.n_mels), -10.0, dtype=np.float32)  # log10(1e-10): silence
+    computed = min(need, total - 1)
+    log[:, :computed] = np.log10(np.maximum(mel[:, :computed], 1e-10))
     floor = log.max(axis=(1, 2), keepdims=True) - spec.dynamic_range
     log = (np.maximum(log, floor) + 4.0) / 4.0
     return np.ascontiguousarray(log.transpose(0, 2, 1), dtype=np.float32)

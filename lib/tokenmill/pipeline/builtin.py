@@ -1,15 +1,26 @@
-"""The two stages every pipeline has: `read` (all configured sources) and `write` (the output)."""
+"""The two stages every pipeline has, `read` (all configured sources) and `write` (the output), and
+`filter_rows`, a rule of the user's own as a Spark SQL condition."""
 
 from __future__ import annotations
 
 from functools import reduce
 
+from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..io.sources import read_source
 from ..schema import CANONICAL_COLUMNS, META, REMOVED_BY, SOURCE
-from .stage import Deferred, StageContext, StageParams, WriteParams, Written, register
+from .stage import (
+    Deferred,
+    StageContext,
+    StageParams,
+    WriteParams,
+    Written,
+    live,
+    mark_removed,
+    register,
+)
 
 # meta keys a reader sets on a kept document it had to repair (see io/warc.py): counted per source.
 READ_NOTES = ("length_mismatch", "id_disambiguated", "decode_errors")
@@ -43,3 +54,22 @@ def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFr
 def write(ctx: StageContext, df: DataFrame | None, params: WriteParams) -> DataFrame:
     """Pass-through: the engine writes the result with these params (io/writer.py)."""
     return df
+
+
+class FilterRowsParams(StageParams):
+    """Remove the rows where a Spark SQL condition holds, e.g. Common Voice's own validation rule
+    `cast(meta['up_votes'] as int) < 2 or cast(meta['down_votes'] as int) >= cast(meta['up_votes'] as int)`."""
+
+    when: str = Field(min_length=1)  # a boolean Spark SQL expression over the row's columns
+    reason: str = Field(default="condition", pattern=r"^[a-z0-9_]+$")  # the removal reason (filter_rows:<reason>)
+    keep_null: bool = True  # a row where the condition is null (a missing field) is kept; False removes it
+
+
+@register("filter_rows", "filter", FilterRowsParams)
+def filter_rows(ctx: StageContext, df: DataFrame, params: FilterRowsParams) -> DataFrame:
+    """Remove rows where the `when` condition (Spark SQL) is true, with the given reason."""
+    condition = F.expr(params.when)
+    if not params.keep_null:
+        condition = F.coalesce(condition, F.lit(True))
+    ctx.report_all({"when": params.when, "reason": params.reason})
+    return mark_removed(df, live(df) & condition, ctx.label, params.reason)
