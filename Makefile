@@ -55,6 +55,8 @@ bench: setup
 	$(PY) bench/classifiers.py --docs 10000 --out bench/results/classifiers.json
 	$(PY) bench/exact_dedup.py --docs 100000 --out bench/results/exact_dedup.json
 	$(PY) bench/instruct.py --rows 1000000 --baseline-rows 200000 --out bench/results/instruct.json
+	$(PY) bench/audio.py --clips 600 --out bench/results/audio.json
+	$(PY) bench/image_text.py --rows 1000000 --out bench/results/image_text.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -70,7 +70,8 @@ _FREE_TEXT = {ID, TEXT, URL, "content", "prompt_text", "completion_text", "chose
 
 
 def plain_columns(schema: T.StructType, prefix: str = "") -> list[str]:
-    """Parquet paths of the string columns (nested ones too) that are written without a dictionary."""
+    """Parquet paths of the free-text string and the binary columns (nested ones too), written without a
+    dictionary."""
     out = []
     for f in schema.fields:
         path, dtype = f"{prefix}{f.name}", f.dataType
@@ -78,8 +79,8 @@ def plain_columns(schema: T.StructType, prefix: str = "") -> list[str]:
             path, dtype = f"{path}.list.element", dtype.elementType
         if isinstance(dtype, T.StructType):
             out += plain_columns(dtype, f"{path}.")
-        elif isinstance(dtype, T.StringType) and f.name in _FREE_TEXT:
-            out.append(path)
+        elif (isinstance(dtype, T.StringType) and f.name in _FREE_TEXT) or isinstance(dtype, T.BinaryType):
+            out.append(path)  # free text, unique keys, media bytes and spectrograms
     return out
 
 

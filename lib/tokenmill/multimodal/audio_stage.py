@@ -18,14 +18,13 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, model_validator
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..pipeline.stage import StageContext, StageParams, Written, map_batches, mark_removed, register
-from ..schema import REMOVED_BY, SOURCE, TEXT
+from ..schema import ID, REMOVED_BY, SOURCE, TEXT
 from .audio import AudioOptions, AudioProblem, waveform
 from .media import MediaProblem, full_path, media_input, media_names, read_bytes
 from .spectrogram import MelSpec, log_mel
@@ -58,6 +57,9 @@ class AudioFeaturesParams(StageParams):
     trim_silence: bool = False
     silence_db: float = -50.0  # dBFS under which a 10 ms chunk is silence (pydub's default)
     max_bytes: int = Field(default=512 << 20, gt=0)
+    # Decoding costs ~30 ms a clip, so rows are spread over at least this many tasks per core (by id hash)
+    # when the input has fewer partitions: a few large Parquet files would otherwise keep cores idle.
+    tasks_per_core: int = Field(default=4, ge=0)
 
     @model_validator(mode="after")
     def _shape(self):
@@ -75,7 +77,7 @@ class AudioFeaturesParams(StageParams):
 
 
 NEW_FIELDS = [
-    T.StructField(MEL, T.ArrayType(T.FloatType(), False)),
+    T.StructField(MEL, T.BinaryType()),
     T.StructField(N_MELS, T.IntegerType()),
     T.StructField(N_FRAMES, T.IntegerType()),
     T.StructField(DURATION, T.DoubleType()),
@@ -126,12 +128,7 @@ def _features(params: AudioFeaturesParams):
             out[AUDIO_CODEC][i] = codec
             waves[i] = wave
         mels = _spectrograms(waves, spec, params.frames)
-        lengths = np.array([0 if m is None else m.size for m in mels], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        kept = [m.ravel() for m in mels if m is not None]
-        values = pa.array(np.concatenate(kept) if kept else np.zeros(0, np.float32), type=pa.float32())
-        valid = pa.array([m is not None for m in mels])
-        mel = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pc.invert(valid))
+        mel = pa.array([None if m is None else m.tobytes() for m in mels], pa.binary())
         frames = [None if m is None else int(m.shape[1]) for m in mels]
         return {
             MEL: mel,
@@ -206,9 +203,12 @@ def audio_features(ctx: StageContext, df: DataFrame, params: AudioFeaturesParams
     """Decode each row's audio and add its log-mel spectrogram; unusable audio is removed with its reason."""
     audio, root = media_input(df, ctx.sources, "audio", params.audio, params.path_format, params.root, ctx.label)
     with_audio = df.withColumn("_audio", audio).withColumn("_root", root)
-    out = map_batches(with_audio, _features(params), NEW_FIELDS).drop("_audio", "_root")
-    if not params.keep_audio:
-        out = out.drop(*media_names(df, ctx.sources, "audio", params.audio))
+    want = params.tasks_per_core * ctx.spark.sparkContext.defaultParallelism
+    if want and df.rdd.getNumPartitions() < want:
+        with_audio = with_audio.repartition(want, F.col(ID))
+    if not params.keep_audio:  # the bytes go to Python once, inside `_audio`, and do not come back
+        with_audio = with_audio.drop(*media_names(df, ctx.sources, "audio", params.audio))
+    out = map_batches(with_audio, _features(params), NEW_FIELDS, drop=["_audio", "_root"])
     labelled = [s.name for s in ctx.sources if getattr(s, "media", None) and s.media.text == "labels"]
     if labelled:
         out = out.withColumn(TEXT, F.when(F.col(SOURCE).isin(labelled), label_text(F.col(TEXT))).otherwise(F.col(TEXT)))

@@ -220,8 +220,10 @@ class WriteParams(StageParams):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
 
-def map_batches(df: DataFrame, fn: Callable[[Any], dict[str, Any]], new_fields: list[Any]) -> DataFrame:
-    """Add or replace columns with ``fn(record_batch) -> {name: pyarrow array}``, through `mapInArrow`.
+def map_batches(df: DataFrame, fn: Callable[[Any], dict[str, Any]], new_fields: list[Any],
+                drop: Sequence[str] = ()) -> DataFrame:
+    """Add or replace columns with ``fn(record_batch) -> {name: pyarrow array}``, through `mapInArrow`;
+    the ``drop`` columns are the function's input only and are not sent back (large media bytes).
 
     A plan node of its own: Catalyst does not inline what comes out of it into later expressions, so a
     long pipeline of many-column stages plans in milliseconds (struct-returning UDFs referenced field by
@@ -230,7 +232,8 @@ def map_batches(df: DataFrame, fn: Callable[[Any], dict[str, Any]], new_fields: 
     from pyspark.sql.types import StructType
 
     new = {f.name: f for f in new_fields}
-    kept = [new.get(f.name, f) for f in df.schema.fields]  # a replaced column keeps its place
+    gone = set(drop) - set(new)
+    kept = [new.get(f.name, f) for f in df.schema.fields if f.name not in gone]  # a replaced column keeps its place
     schema = StructType(kept + [f for f in new_fields if f.name not in set(df.columns)])
     order = [f.name for f in schema.fields]
 
