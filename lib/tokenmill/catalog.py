@@ -45,6 +45,7 @@ JOB_MODULES = (
     "tokenmill.extraction.job",  # extract_eval
     "tokenmill.instruct.job",  # validate_dataset, convert_format, split_dataset, filter_dataset, export
     "tokenmill.multimodal.job",  # audio_features, image_text
+    "tokenmill.report.job",  # explain, diff
 )
 
 _loaded: set[str] = set()

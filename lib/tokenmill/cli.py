@@ -43,6 +43,8 @@ def config_args(parser: argparse.ArgumentParser, what: str = PIPELINE_CONFIG) ->
 def spark_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spark-profile", default=None,
                         help="conf/spark/<name>.yaml or a path (default: local, or cluster under spark-submit)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress lines (tasks done, rate, ETA of the running Spark stages)")
 
 
 def jobs() -> dict[str, Job]:

@@ -54,7 +54,6 @@ def test_unknown_stage_lists_known(sample_dir, tmp_path):
 
     load_stages()
     known = ", ".join(sorted(REGISTRY))
-    assert known.startswith("audio_features, decontaminate, exact_dedup, filter_rows, instruct_filter")
     with pytest.raises(ConfigError, match=re.escape(f"stages[1]: unknown stage 'dedupe'; known stages: {known}")):
         load_pipeline(str(path))
 

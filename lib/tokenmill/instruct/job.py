@@ -84,13 +84,14 @@ def _run(args: argparse.Namespace, stages: list[dict], required: str | None = No
 
     spark = getattr(args, "spark", None)  # a notebook's (or test's) session, left running
     if args.config:
-        return run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required, spark)
+        return run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required, spark,
+                            quiet=getattr(args, "quiet", False))
     if not args.source or not args.use:
         raise ConfigError(f"{args.job_name}: give --config, or --source and --for")
     pipeline = build(args, stages)
     path = write_quick_config(pipeline)
     print(f"config   {path}")
-    return run_pipeline(path, [], args.spark_profile, args.force, required, spark)
+    return run_pipeline(path, [], args.spark_profile, args.force, required, spark, quiet=getattr(args, "quiet", False))
 
 
 # ---- validate_dataset -----------------------------------------------------------------------------------

@@ -58,14 +58,15 @@ def source_entry(arg: str, media: str = "audio") -> dict:
 def _run(args: argparse.Namespace, stages: list[dict], required: str, media: str) -> int:
     spark = getattr(args, "spark", None)  # a notebook's (or test's) session, left running
     if args.config:
-        run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required, spark)
+        run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required, spark,
+                     quiet=getattr(args, "quiet", False))
         return 0
     if not args.source:
         raise ConfigError(f"{args.job_name}: give --source (a preset, a folder of files, Parquet/JSONL) or --config")
     pipeline = quick_config(args.job_name, source_entry(args.source, media), stages, args.output, args.overrides)
     path = write_quick_config(pipeline)
     print(f"config   {path}")
-    run_pipeline(path, [], args.spark_profile, args.force, required, spark)
+    run_pipeline(path, [], args.spark_profile, args.force, required, spark, quiet=getattr(args, "quiet", False))
     return 0
 
 

@@ -49,7 +49,7 @@ def write_quick_config(pipeline: dict) -> str:
 
 
 def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = None, force: bool = False,
-                 required_stage: str | None = None, spark=None) -> RunResult:
+                 required_stage: str | None = None, spark=None, quiet: bool = False) -> RunResult:
     """Load, check, run and print a pipeline config; returns the run result. With ``spark`` (a notebook's
     session) the run uses it and leaves it running; otherwise it starts and stops its own."""
     from ..spark import build_session
@@ -63,8 +63,11 @@ def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = 
         raise OutputError(f"output {plan.config.output}: refusing to write there: {reason}")
     own = spark is None
     spark = spark or build_session(spark_profile, app_name=f"tokenmill-{plan.config.name}")
+    from .progress import progress
+
     try:
-        result = run(spark, plan, force=force)
+        with progress(spark, plan.config.name, quiet=quiet):
+            result = run(spark, plan, force=force)
     finally:
         if own:
             spark.stop()
@@ -86,7 +89,8 @@ def pipeline_job(required_stage: str | None = None):
     """A job's `run`: the pipeline of ``--config`` (which must have ``required_stage``, if given)."""
 
     def run_job(args: argparse.Namespace) -> int:
-        run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required_stage)
+        run_pipeline(args.config, args.overrides, args.spark_profile, args.force, required_stage,
+                     quiet=getattr(args, "quiet", False))
         return 0
 
     return run_job

@@ -1,0 +1,97 @@
+"""Progress of a long run from Spark's status tracker: tasks done of total, rate and ETA of the running Spark
+stages, and a line per finished Spark job with its time; on the console in local mode, in the driver log on
+a cluster. It only reads Spark's own bookkeeping (no extra action on the data), from a daemon thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+log = logging.getLogger("tokenmill.progress")
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """Polls the status tracker every ``interval`` seconds; prints at most every ``every`` seconds, and a line
+    when a Spark job ends. ``out`` is where lines go (stderr in local mode; the log on a cluster)."""
+
+    def __init__(self, spark, label: str, interval: float = 1.0, every: float = 10.0, out=None) -> None:
+        self.spark, self.label, self.interval, self.every = spark, label, interval, every
+        self.out = out
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tokenmill-progress", daemon=True)
+        self._started: dict[int, float] = {}  # job id -> first seen
+        self._first_done: dict[int, tuple[float, int]] = {}  # stage id -> (time, tasks done) when first seen
+        self._last_print = 0.0
+        self.lines: list[str] = []
+
+    def _say(self, line: str) -> None:
+        self.lines.append(line)
+        if self.out is not None:
+            print(line, file=self.out, flush=True)
+        else:
+            log.info(line)
+
+    def _loop(self) -> None:
+        tracker = self.spark.sparkContext.statusTracker()
+        while not self._stop.wait(self.interval):
+            try:
+                self._poll(tracker)
+            except Exception:  # noqa: BLE001 - progress must never break the run (e.g. the context stopping)
+                log.debug("progress poll failed", exc_info=True)
+
+    def _poll(self, tracker) -> None:
+        now = time.time()
+        active = set(tracker.getActiveJobsIds())
+        for job_id in active:
+            self._started.setdefault(job_id, now)
+        for job_id in [j for j in self._started if j not in active]:
+            began = self._started.pop(job_id)
+            info = tracker.getJobInfo(job_id)
+            status = info.status if info else "ENDED"
+            self._say(f"[{self.label}] Spark job {job_id} {status.lower()} in {now - began:.1f} s")
+        if now - self._last_print < self.every:
+            return
+        parts = []
+        for stage_id in tracker.getActiveStageIds():
+            info = tracker.getStageInfo(stage_id)
+            if info is None or not info.numTasks:
+                continue
+            done = info.numCompletedTasks
+            first_t, first_done = self._first_done.setdefault(stage_id, (now, done))
+            rate = (done - first_done) / (now - first_t) if now > first_t else 0.0
+            eta = f", ETA {_eta((info.numTasks - done) / rate)}" if rate > 0 else ""
+            parts.append(f"stage {stage_id} ({info.name.split(' at ')[0]}): {done}/{info.numTasks} tasks, "
+                         f"{info.numActiveTasks} running" + (f", {rate:.1f} tasks/s" if rate else "") + eta)
+        if parts:
+            self._last_print = now
+            self._say(f"[{self.label}] " + "; ".join(parts))
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@contextmanager
+def progress(spark, label: str, quiet: bool = False, every: float = 10.0):
+    """Report progress while the block runs (nothing with ``quiet``)."""
+    if quiet:
+        yield None
+        return
+    local = spark.sparkContext.master.startswith("local")
+    with Progress(spark, label, every=every, out=sys.stderr if local else None) as p:
+        yield p
