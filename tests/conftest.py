@@ -70,6 +70,8 @@ def sample_run(spark, sample_dir, tmp_path_factory):
 
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+# report.html costs a second or two of plotting per run; the tests of the report turn it back on
+os.environ.setdefault("TOKENMILL_REPORT", "0")
 
 
 def own_tokenizer(path) -> str:

@@ -7,7 +7,8 @@ import ast
 from pathlib import Path
 
 LIB = Path(__file__).resolve().parents[2] / "lib"
-FEATURES = {"langid", "quality", "classify", "dedup", "decontam", "tokens", "mixing", "sample"}
+FEATURES = {"langid", "quality", "classify", "dedup", "decontam", "tokens", "mixing", "sample", "instruct",
+            "multimodal"}
 
 
 def _module(path: Path) -> str:
@@ -133,4 +134,4 @@ def test_every_catalogued_module_exists_and_registers():
             "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split",
             "audio_features", "filter_rows", "caption_clean", "image_text_filter", "image_check"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 23 and {"extract_eval", "validate_dataset", "export"} <= set(names)
+    assert len(names) == len(set(names)) == 24 and {"extract_eval", "validate_dataset", "export"} <= set(names)

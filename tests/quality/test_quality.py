@@ -244,3 +244,13 @@ def test_quality_rules_job_reapplies_thresholds(fineweb_run, capsys, tmp_path):
     assert "gopher_short_doc" in printed and "gopher_long_doc" not in printed  # disabled
     with pytest.raises(ConfigError, match="rewrites lines"):
         quality_rules_job(argparse.Namespace(input=str(out), rules="c4", out=None, spark_profile="test", set=[]))
+
+
+def test_removed_rows_keep_the_signals_that_removed_them(fineweb_run, spark):
+    """A second quality_signals pass (after the C4 line modifier) recomputes live rows only: rows an earlier
+    rule set removed keep the values it judged (report.html draws them against the threshold)."""
+    _, out, _ = fineweb_run
+    removed = spark.read.parquet(str(out / "removed")).where(F.col("removed_by").startswith("gopher_repetition:"))
+    assert removed.count() == 46
+    assert removed.where(F.col("qs_dup_5gram_char_frac").isNull()).count() == 0
+    assert removed.where(F.col("quality_failed").isNull()).count() == 0

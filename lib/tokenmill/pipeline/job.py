@@ -82,6 +82,8 @@ def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = 
                 print(line)
     print(f"removed  {result.output}/removed")
     print(f"manifest {result.output}/manifest.json")
+    if result.manifest.get("output", {}).get("report"):
+        print(f"report   {result.manifest['output']['report']}")
     return result
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -38,13 +39,18 @@ def quality_signals(ctx: StageContext, df: DataFrame, params: QualitySignalsPara
     spec = SignalSpec(short_line_chars=params.short_line_chars,
                       stop_words=tuple(sorted((k, tuple(v)) for k, v in params.stop_words.items())))
     use_lang = params.use_lang and LANG in df.columns
+    rerun = all(name in df.columns for name in SIGNALS)
 
     def fn(batch: pa.RecordBatch) -> dict[str, pa.Array]:
         live_rows = [r is None for r in batch.column(REMOVED_BY).to_pylist()]
         texts = [t if ok else None for t, ok in zip(batch.column(TEXT).to_pylist(), live_rows, strict=True)]
         langs = batch.column(LANG).to_pylist() if use_lang else None
         table = compute_signals(texts, langs, spec)
-        return {name: table.column(name).combine_chunks() for name in SIGNALS}
+        out = {name: table.column(name).combine_chunks() for name in SIGNALS}
+        if rerun:  # a second pass (after a line modifier) keeps on removed rows the values that removed them
+            keep = pa.array(live_rows)
+            out = {name: pc.if_else(keep, col, batch.column(name).cast(col.type)) for name, col in out.items()}
+        return out
 
     ctx.report_all({"signals": list(SIGNALS), "short_line_chars": params.short_line_chars, "lang_aware": use_lang})
     return map_batches(df, fn, [T.StructField(n, _SPARK_TYPES[t]) for n, t in SIGNALS.items()])
@@ -151,7 +157,9 @@ def _filter_requires(params: QualityFilterParams) -> list[str]:
 
 
 @register("quality_filter", "filter", QualityFilterParams, requires=_filter_requires,
-          adds=lambda p: [QUALITY_FAILED, *_modifier_columns(p)], audit=[QUALITY_FAILED], summarize=summarize_quality)
+          adds=lambda p: [QUALITY_FAILED, *_modifier_columns(p)],
+          # the signals that decided stay on removed rows: report.html draws kept vs removed with each threshold
+          audit=lambda p: [QUALITY_FAILED, *(c for c in _filter_requires(p) if c != TEXT)], summarize=summarize_quality)
 def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams) -> DataFrame:
     """Remove documents failing any rule of the set; all failed rules go to `quality_failed`."""
     name = ctx.label

@@ -41,3 +41,19 @@ JOBS = [
     Job("diff", "what changed between two runs: stage counts, config keys, documents kept in one only",
         _diff_args, diff_job),
 ]
+
+
+def report_job(args: argparse.Namespace) -> int:
+    from .explain import load_manifest
+    from .html import write_report
+
+    path = write_report(load_manifest(args.output), args.output)
+    print(f"report   {path}")
+    return 0
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", required=True, help="a run's output folder (the one holding manifest.json)")
+
+
+JOBS.append(Job("report", "(re)write report.html of a run from its manifest and output", _report_args, report_job))
