@@ -49,7 +49,10 @@ def test_planner_names_the_stage_and_the_missing_column_before_spark(tmp_path):
                                             "quality_signals", {"stage": "quality_filter", "rules": "gopher_quality"}]))
     assert [s.label for s in plan.stages] == ["read", "langid", "language_filter", "quality_signals", "quality_filter",
                                               "write"]
-    assert plan.audit_columns(len(plan.stages) - 1) == {"lang", "lang_score", "quality_failed"}
+    # the quality rules' signals stay on removed rows too (report.html draws kept vs removed per threshold)
+    gopher = {"qs_word_count", "qs_mean_word_length", "qs_hash_word_ratio", "qs_ellipsis_word_ratio",
+              "qs_bullet_lines_ratio", "qs_ellipsis_lines_ratio", "qs_alpha_words_ratio", "qs_stop_words"}
+    assert plan.audit_columns(len(plan.stages) - 1) == {"lang", "lang_score", "quality_failed"} | gopher
 
 
 def test_mark_removed_keeps_the_first_reason_and_never_untags(spark):

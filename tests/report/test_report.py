@@ -38,3 +38,19 @@ def test_dedup_run_report(spark, sample_dir, tmp_path, monkeypatch):
     (out / "report.html").unlink()
     assert report_job(argparse.Namespace(output=str(out))) == 0
     assert (out / "report.html").exists()
+
+
+def test_mixture_report(spark, sample_run, tmp_path, monkeypatch):
+    """A mixture's report: planned vs realised tokens per source, epochs, and the law's N and D."""
+    from mixing.test_mixture import sample_mixture
+    from tokenmill.mixing.build import build_mixture
+
+    monkeypatch.setenv("TOKENMILL_REPORT", "1")
+    out, _ = sample_run
+    result = build_mixture(spark, sample_mixture(out, tmp_path / "mix"))
+    page = (tmp_path / "mix" / "report.html").read_text()
+    assert result.manifest["report"] == f"{result.output}/report.html"
+    assert '<img alt="mixture"' in page and "Mixture: planned" not in page  # the title is in the image
+    for name, r in result.manifest["sources"].items():
+        assert f"<td>{name}</td><td>{r['planned_tokens']:,.0f}</td><td>{r['realised_tokens']:,.0f}</td>" in page
+    assert "<td>N (parameters)</td>" in page and "<td>D (tokens)</td>" in page

@@ -368,6 +368,9 @@ def _write_shards(spark: SparkSession, cfg: MixtureConfig, dest: str, rows: Data
             "wall_seconds": round(time.time() - facts["started"], 3),
         }
         fs.write_text(f"{temp}/plan.json", json.dumps(facts["plan"], indent=2, default=str) + "\n")
+        from ..report.html import report_beside
+
+        report_beside(manifest, temp, dest)
         staged.commit(manifest)
     return manifest
 

@@ -131,7 +131,9 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             manifest["output"].update(summaries(plan.stages[: index + 1], Written(spark, out.path,
                                                                                  *read_written(spark, out.path))))
             if end.kind == "write":
-                _report(manifest, out.path, dest)
+                from ..report.html import report_beside
+
+                report_beside(manifest, out.path, dest)
             out.commit(manifest)
     except BaseException:
         ctx.aborted()  # the temporary folder is gone; discard what the stages staged outside it
@@ -139,19 +141,6 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     ctx.committed()
     done.manifest = manifest
     return seg_rows
-
-
-def _report(manifest: dict, folder: str, dest: str) -> None:
-    """`report.html` beside the manifest (TOKENMILL_REPORT=0 skips it); a failure is logged, never the run's."""
-    if os.environ.get("TOKENMILL_REPORT", "1") == "0":
-        return
-    from ..report.html import write_report
-
-    try:
-        path = write_report(manifest, folder, shown=dest)
-        manifest["output"]["report"] = f"{dest}/report.html" if path else None
-    except Exception:  # noqa: BLE001 - the data is written and checked; a plot must not fail the run
-        logging.getLogger("tokenmill.report").warning("report.html could not be written", exc_info=True)
 
 
 def _with_earlier_removals(spark: SparkSession, df: DataFrame, checkpoints: list[str]) -> DataFrame:

@@ -48,7 +48,7 @@ def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.4g}"
+        return f"{value:,.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.4g}"
     if isinstance(value, int):
         return f"{value:,}"
     return html.escape("" if value is None else str(value))
@@ -365,3 +365,17 @@ def write_report(manifest: dict, folder: str, shown: str | None = None) -> str |
     with fsspec.open(path, "wt", encoding="utf-8") as handle:
         handle.write(page)
     return path
+
+
+def report_beside(manifest: dict, folder: str, dest: str) -> None:
+    """`report.html` in a folder being committed (TOKENMILL_REPORT=0 skips it); its final path goes into
+    ``manifest`` (`output.report`, or `report`). A failure is logged, never the run's: the data is written."""
+    if os.environ.get("TOKENMILL_REPORT", "1") == "0":
+        return
+    try:
+        path = write_report(manifest, folder, shown=dest)
+    except Exception:  # noqa: BLE001 - a plot must not fail a run whose data is written and checked
+        log.warning("report.html could not be written", exc_info=True)
+        return
+    where = manifest["output"] if isinstance(manifest.get("output"), dict) else manifest
+    where["report"] = f"{dest}/report.html" if path else None
