@@ -1,5 +1,5 @@
 """Progress of a long run from Spark's status tracker: tasks done of total, rate and ETA of the running Spark
-stages, and a line per finished Spark job with its time; on the console in local mode, in the driver log on
+stages, and a line per finished Spark job with its time; on the console (stdout) in local mode, in the driver log on
 a cluster. It only reads Spark's own bookkeeping (no extra action on the data), from a daemon thread.
 """
 
@@ -25,8 +25,10 @@ class Progress:
     """Polls the status tracker every ``interval`` seconds; prints at most every ``every`` seconds, and a line
     when a Spark job ends. ``out`` is where lines go (stderr in local mode; the log on a cluster)."""
 
-    def __init__(self, spark, label: str, interval: float = 1.0, every: float = 10.0, out=None) -> None:
+    def __init__(self, spark, label: str, interval: float = 1.0, every: float = 10.0, out=None,
+                 min_job_seconds: float = 3.0) -> None:
         self.spark, self.label, self.interval, self.every = spark, label, interval, every
+        self.min_job_seconds = min_job_seconds
         self.out = out
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tokenmill-progress", daemon=True)
@@ -59,7 +61,8 @@ class Progress:
             began = self._started.pop(job_id)
             info = tracker.getJobInfo(job_id)
             status = info.status if info else "ENDED"
-            self._say(f"[{self.label}] Spark job {job_id} {status.lower()} in {now - began:.1f} s")
+            if now - began >= self.min_job_seconds or status == "FAILED":  # short jobs (counts, listings) stay quiet
+                self._say(f"[{self.label}] Spark job {job_id} {status.lower()} in {now - began:.1f} s")
         if now - self._last_print < self.every:
             return
         parts = []
@@ -93,5 +96,6 @@ def progress(spark, label: str, quiet: bool = False, every: float = 10.0):
         yield None
         return
     local = spark.sparkContext.master.startswith("local")
-    with Progress(spark, label, every=every, out=sys.stderr if local else None) as p:
+    # stdout: the CLI sends stderr (Spark's own logs) to the log file; the console is for these lines
+    with Progress(spark, label, every=every, out=sys.stdout if local else None) as p:
         yield p

@@ -110,6 +110,8 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     params = end.params if isinstance(end.params, WriteParams) else WriteParams(stage="write")
     seg_started = time.time()
     ctx.take_reports()
+    # Spark names the stages of the jobs below after this (the UI and the progress lines), not a call site
+    spark.sparkContext.setLocalProperty("callSite.short", " > ".join(s.label for s in segment))
     try:
         with StagedOutput(spark, dest) as out:
             df = done.df
@@ -138,6 +140,8 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     except BaseException:
         ctx.aborted()  # the temporary folder is gone; discard what the stages staged outside it
         raise
+    finally:
+        spark.sparkContext.setLocalProperty("callSite.short", None)
     ctx.committed()
     done.manifest = manifest
     return seg_rows
