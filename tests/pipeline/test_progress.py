@@ -13,7 +13,7 @@ from tokenmill.pipeline.progress import Progress, progress
 def test_progress_lines_while_a_pipeline_runs(spark, sample_dir, tmp_path):
     cfg = write_config(tmp_path / "p.yaml", sample_config(sample_dir, tmp_path / "out"))
     out = io.StringIO()
-    with Progress(spark, "sample", interval=0.1, every=0.0, out=out) as p:
+    with Progress(spark, "sample", interval=0.1, every=0.0, out=out, min_job_seconds=0.0) as p:
         run(spark, load_pipeline(str(cfg)))
     text = out.getvalue()
     assert p.lines and text.count("\n") == len(p.lines)
