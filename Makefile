@@ -11,14 +11,20 @@ MASTER_URL := spark://127.0.0.1:7077
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: setup java run sample test bench dist cluster-up cluster-down submit lint clean
+.PHONY: setup java browser run sample test bench dist cluster-up cluster-down submit lint clean
 
-setup: java $(VENV)/.installed
+setup: java browser $(VENV)/.installed
 
 java:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "java not found: installing OpenJDK 17 (headless) with apt"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+
+# Chromium and its driver: the report test opens report.html in a real headless browser (Selenium).
+browser:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  echo "chromium not found: installing chromium and chromium-driver with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }

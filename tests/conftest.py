@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -67,6 +68,36 @@ def sample_run(spark, sample_dir, tmp_path_factory):
     cfg = write_config(out.parent / "sample.yaml", sample_config(sample_dir, out))
     result = run(spark, load_pipeline(str(cfg)))
     return out, result
+
+
+@pytest.fixture(scope="session")
+def fineweb_run(spark, sample_dir, tmp_path_factory):
+    """conf/pipelines/quality_fineweb.yaml on the sample crawl: (config path, output folder, run result)."""
+    from tokenmill.pipeline import load_pipeline, run
+
+    out = tmp_path_factory.mktemp("quality") / "fineweb"
+    data = sample_config(sample_dir, out, conf="quality_fineweb.yaml")
+    data = json.loads(json.dumps(data).replace("conf/presets/", str(ROOT / "conf/presets") + "/"))
+    cfg = write_config(out.parent / "fineweb.yaml", data)
+    return cfg, out, run(spark, load_pipeline(str(cfg)))
+
+
+@pytest.fixture(scope="session")
+def dedup_run(spark, sample_dir, tmp_path_factory):
+    """conf/pipelines/dedup_sample.yaml on the sample crawl (its index in the test's folder, report.html
+    written): (output, result)."""
+    from tokenmill.pipeline import load_pipeline, run
+
+    base = tmp_path_factory.mktemp("dedup")
+    data = sample_config(sample_dir, base / "out", conf="dedup_sample.yaml")
+    data["stages"][2]["index"] = str(base / "index")
+    data["work_dir"] = str(base / "work")
+    before = os.environ.get("TOKENMILL_REPORT")
+    os.environ["TOKENMILL_REPORT"] = "1"  # this run writes its report.html (tests/report read it)
+    try:
+        return base / "out", run(spark, load_pipeline(str(write_config(base / "dedup.yaml", data))))
+    finally:
+        os.environ["TOKENMILL_REPORT"] = before if before is not None else "0"
 
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")

@@ -8,6 +8,7 @@ catalogue (`tokenmill.catalog`) says which modules have jobs, so this module imp
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import os
 import re
@@ -26,6 +27,17 @@ class Job:
     help: str
     add_args: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    # True: `run` itself answers --dry-run (a pipeline's plan, a recipe's budget); otherwise the runner prints
+    # the resolved arguments and config and stops.
+    own_dry_run: bool = False
+
+
+# Set while a job runs with --dry-run: run_pipeline prints the plan and raises DryRunDone instead of running.
+DRY_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenmill_dry_run", default=False)
+
+
+class DryRunDone(Exception):
+    """The plan of a --dry-run is printed: the job stops here, successfully."""
 
 
 PIPELINE_CONFIG = "pipeline config (YAML), e.g. conf/pipelines/sample.yaml"
@@ -45,6 +57,17 @@ def spark_args(parser: argparse.ArgumentParser) -> None:
                         help="conf/spark/<name>.yaml or a path (default: local, or cluster under spark-submit)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress lines (tasks done, rate, ETA of the running Spark stages)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and the plan (each stage's needed and added columns); "
+                             "read no data, start no Spark")
+
+
+def output_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """--output: the run folder a job reads (its data/), as explain, diff and report take it; --input names
+    any other Parquet data (a folder or a glob) instead."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--output", dest="input", metavar="OUTPUT", help=f"a tokenmill output folder ({what})")
+    group.add_argument("--input", dest="input", metavar="PARQUET", help="or any Parquet data: a folder or a glob")
 
 
 def jobs() -> dict[str, Job]:
@@ -133,8 +156,13 @@ def main(job: str | None = None, argv: list[str] | None = None) -> int:
         spec.add_args(parser)
         args = parser.parse_args(argv)
     with _LogFile(spec.name) as logs:
+        token = DRY_RUN.set(bool(getattr(args, "dry_run", False)))
         try:
+            if DRY_RUN.get() and not spec.own_dry_run:
+                return _dry_run(spec, args)
             return spec.run(args)
+        except DryRunDone:
+            return 0
         except TokenmillError as exc:
             logging.getLogger("tokenmill").debug("error", exc_info=True)
             logs.error(str(exc), show_log=False)  # raised by tokenmill itself: the line says it all
@@ -148,6 +176,26 @@ def main(job: str | None = None, argv: list[str] | None = None) -> int:
                 return 1
             logs.error(message)
             return 1
+        finally:
+            DRY_RUN.reset(token)
+
+
+def _dry_run(spec: Job, args: argparse.Namespace) -> int:
+    """What a job without a plan of its own shows for --dry-run: its arguments and its config with every
+    --set applied (a bad key or value is reported as in a real run)."""
+    import yaml
+
+    from .config import load_yaml
+
+    print(f"dry run of {spec.name}: nothing read, nothing written")
+    shown = {k: v for k, v in sorted(vars(args).items())
+             if v not in (None, False, [], "") and k not in ("dry_run", "overrides", "config", "job")}
+    for key, value in shown.items():
+        print(f"  --{key.replace('_', '-'):<18} {value}")
+    if getattr(args, "config", None):
+        print(f"\nconfig {args.config}" + (f" with --set {' --set '.join(args.overrides)}" if args.overrides else ""))
+        print(yaml.safe_dump(load_yaml(args.config, args.overrides), sort_keys=False).rstrip())
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ Unknown keys, wrong types and missing required values are errors that name the f
 from __future__ import annotations
 
 import copy
+import difflib
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,18 +38,73 @@ def format_loc(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
     return out or "<top level>"
 
 
-def validate(model: type[M], data: Any, where: str, prefix: str = "") -> M:
-    """Validate ``data`` as ``model``; errors list every bad key path, prefixed with the file."""
+def did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to a mistyped ``name``, or nothing."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists and dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, tuple, dict, typing.Annotated) or origin is not None:
+        args = typing.get_args(annotation)
+        if origin is dict and len(args) == 2:
+            args = (args[1],)
+        return [m for a in args for m in _models(a)]
+    return []
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
+    """The keys allowed where ``loc`` points (the parent of an unknown key), following the model's fields."""
+    models = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt = [m for mod in models if part in mod.model_fields for m in _models(mod.model_fields[part].annotation)]
+        models = nxt or [m for m in models if part not in m.model_fields]  # a union tag or dict key: stay
+        if not nxt and not models:
+            return set()
+    return {name for m in models for name in m.model_fields}
+
+
+def _override_keys(overrides) -> list[tuple[str, str]]:
+    return [(format_loc(_split_key(a.split("=", 1)[0].strip())), a) for a in overrides if "=" in a]
+
+
+def blame(loc: str, where: str, overrides=()) -> str:
+    """``--set <assignment>: <loc>`` when one of ``overrides`` set ``loc`` (or a key above it), else
+    ``<where>: <loc>``: an error names what the user typed."""
+    given = next((a for key, a in reversed(_override_keys(overrides))
+                  if loc == key or loc.startswith(key + ".") or loc.startswith(key + "[")), None)
+    return f"--set {given}: {loc}" if given else f"{where}: {loc}"
+
+
+def validate(model: type[M], data: Any, where: str, prefix: str = "", overrides=()) -> M:
+    """Validate ``data`` as ``model``; errors list every bad key path, prefixed with the file, or with the
+    ``--set`` that gave the value when one of ``overrides`` did. Unknown keys get a "did you mean"."""
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
+        keys = _override_keys(overrides)
         lines = []
         for err in exc.errors():
             loc = format_loc(err["loc"], prefix)
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            lines.append(f"{where}: {loc}: {msg}")
+                try:
+                    allowed = _fields_at(model, tuple(err["loc"][:-1]))
+                except (KeyError, TypeError):
+                    allowed = set()
+                msg = "unknown key" + did_you_mean(err["loc"][-1], allowed)
+            # the loc without each one of its names too: a union's tag (`sources[0].warc.x`) is not in the key
+            variants = {loc} | {format_loc(err["loc"][:j] + err["loc"][j + 1:], prefix)
+                                for j, part in enumerate(err["loc"]) if isinstance(part, str)}
+            given = next((a for key, a in reversed(keys) for v in variants
+                          if v == key or v.startswith(key + ".") or v.startswith(key + "[")), None)
+            lines.append(f"--set {given}: {loc}: {msg}" if given else f"{where}: {loc}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 
 
@@ -122,7 +180,7 @@ def load_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
 
 def load(model: type[M], path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> M:
     """Load and validate a YAML config file as ``model``."""
-    return validate(model, load_yaml(path, overrides), str(path))
+    return validate(model, load_yaml(path, overrides), str(path), overrides=overrides)
 
 
 def conf_dirs(sub: str) -> list[Path]:
@@ -142,4 +200,4 @@ def find_named_yaml(name: str, folders: list[Path], what: str) -> Path:
         if path.exists():
             return path
     known = sorted({p.stem for d in folders if d.is_dir() for p in d.glob("*.yaml")})
-    raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(known)}")
+    raise ConfigError(f"unknown {what} {name!r}{did_you_mean(name, known)}; known: {', '.join(known)}")

@@ -1,4 +1,4 @@
-"""The exploration notebook runs on the sample output; the CLI and every job answer --help."""
+"""The CLI and every job answer --help; errors are one line, the trace in the log."""
 
 from __future__ import annotations
 
@@ -6,26 +6,7 @@ import os
 import subprocess
 import sys
 
-import nbformat
-from nbclient import NotebookClient
-
 from conftest import ROOT
-
-
-def test_notebook_runs_on_sample_output(sample_run):
-    out, _ = sample_run
-    nb = nbformat.read(ROOT / "notebooks" / "01_explore.ipynb", as_version=4)
-    env_before = dict(os.environ)
-    os.environ.update(TOKENMILL_OUTPUT=str(out), TOKENMILL_SPARK_PROFILE="test")
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(env_before)
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "320 documents in" in text
-    assert "commoncrawl/CC-SAMPLE-2024-18-wet" in text and "read:not_html" in text
-    assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
 
 
 def _run(*args, log_dir=None):
@@ -81,3 +62,48 @@ def test_bands_arguments_and_job_help_are_clear():
     for job in ("plan_mixture", "build_mixture"):
         text = " ".join(_run("-m", "tokenmill", job, "--help").stdout.split())
         assert "mixture config (YAML" in text and "pipeline config" not in text
+
+
+def test_every_spark_job_takes_dry_run_and_quiet():
+    import argparse
+
+    from tokenmill.cli import jobs
+
+    for name, spec in jobs().items():
+        parser = argparse.ArgumentParser()
+        spec.add_args(parser)
+        options = {o for a in parser._actions for o in a.option_strings}
+        if "--spark-profile" in options:
+            assert {"--dry-run", "--quiet"} <= options, name
+        if "--config" in options:
+            assert {"--set", "--dry-run"} <= options, name
+
+
+def test_dry_run_prints_the_plan_and_reads_nothing(tmp_path):
+    out = tmp_path / "never"
+    res = _run("-m", "tokenmill", "pipeline", "--config", "conf/pipelines/sample.yaml", "--dry-run",
+               "--set", f"output={out}", "--set", "stages[1].prefix_chars=500", log_dir=tmp_path / "logs")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "dry run: nothing read, nothing written"
+    assert "  prefix_chars: 500" in lines and f"output  {out}" in lines
+    assert "inputs  5 files (first: file://" in res.stdout
+    table = lines[lines.index("stage          type           kind      needs -> adds"):]
+    assert table[1:] == [
+        "read           read           read      - -> id, text, source, url, meta, removed_by",
+        "langid         langid         annotate  text -> lang, lang_score, lang_backend",
+        "decontaminate  decontaminate  filter    text -> contamination, contaminated_by",
+        "tokens         tokens         annotate  text, source -> n_bytes, n_tokens, n_tokens_estimated",
+        "write          write          write     source -> -"]
+    assert not out.exists() and "SparkContext" not in next((tmp_path / "logs").glob("*.log")).read_text()
+    res = _run("-m", "tokenmill", "count_tokens", "--output", "out/sample", "--tokenizer", "data/sample/tokenizer",
+               "--dry-run")
+    assert res.returncode == 0 and "dry run of count_tokens" in res.stdout and "out/sample" in res.stdout
+
+
+def test_a_bad_set_value_is_blamed_on_the_set():
+    res = _run("-m", "tokenmill", "pipeline", "--config", "conf/pipelines/sample.yaml",
+               "--set", "stages[4].keep_removd=true")
+    assert res.returncode == 2
+    assert ("error: --set stages[4].keep_removd=true: stages[4].keep_removd: unknown key "
+            "(did you mean 'keep_removed'?)") in res.stderr

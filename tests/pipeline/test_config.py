@@ -54,7 +54,33 @@ def test_unknown_stage_lists_known(sample_dir, tmp_path):
 
     load_stages()
     known = ", ".join(sorted(REGISTRY))
-    with pytest.raises(ConfigError, match=re.escape(f"stages[1]: unknown stage 'dedupe'; known stages: {known}")):
+    with pytest.raises(ConfigError, match=re.escape(f"stages[1].stage: unknown stage 'dedupe'; known stages: {known}")):
+        load_pipeline(str(path))
+
+
+def test_set_errors_blame_the_set_and_names_get_did_you_mean(sample_dir, tmp_path):
+    """A bad value given with --set is blamed on the --set, not the file; mistyped keys and names get the
+    closest known one."""
+    data = sample_config(sample_dir, tmp_path / "o")
+    path = write_config(tmp_path / "c.yaml", data)
+    cases = [
+        (["stages[4].keep_removed=maybe"], "--set stages[4].keep_removed=maybe: stages[4].keep_removed: Input "
+                                           "should be a valid boolean"),
+        (["sources[0].extracter=resiliparse"], "--set sources[0].extracter=resiliparse: sources[0].warc.extracter: "
+                                               "unknown key (did you mean 'extractor'?)"),
+        (["stages[1].stage=langidd"], "--set stages[1].stage=langidd: stages[1].stage: unknown stage 'langidd' "
+                                      "(did you mean 'langid'?)"),
+        (["sources[0].preset=sample_wrc"], "--set sources[0].preset=sample_wrc: sources[0].preset: unknown source "
+                                           "preset 'sample_wrc' (did you mean 'sample_warc'?)"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError) as err:
+            load_pipeline(str(path), overrides)
+        assert str(err.value).startswith(message), str(err.value)
+    data["stages"][1]["min_letterz"] = 3  # the same mistakes in the file name the file
+    path = write_config(tmp_path / "bad.yaml", data)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: stages[1].min_letterz: unknown key "
+                                                    "(did you mean 'min_letters'?)")):
         load_pipeline(str(path))
 
 

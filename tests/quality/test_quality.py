@@ -8,7 +8,6 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import ROOT, sample_config, write_config
 from tokenmill.errors import ConfigError
 from tokenmill.pipeline import load_pipeline, run
 from tokenmill.pipeline.stage import StageContext
@@ -180,16 +179,6 @@ def test_rule_set_overrides_are_validated():
         QualityFilterParams(stage="quality_filter", rules="gopher_quality", overrides={"nope": {"min": 1}})
     with pytest.raises(ConfigError, match="unknown quality rule set"):
         QualityFilterParams(stage="quality_filter", rules="nope")
-
-
-@pytest.fixture(scope="module")
-def fineweb_run(spark, sample_dir, tmp_path_factory):
-    """conf/pipelines/quality_fineweb.yaml on the sample crawl."""
-    out = tmp_path_factory.mktemp("quality") / "fineweb"
-    data = sample_config(sample_dir, out, conf="quality_fineweb.yaml")
-    data = json.loads(json.dumps(data).replace("conf/presets/", str(ROOT / "conf/presets") + "/"))
-    cfg = write_config(out.parent / "fineweb.yaml", data)
-    return cfg, out, run(spark, load_pipeline(str(cfg)))
 
 
 def test_fineweb_pipeline_exact_counts(fineweb_run, spark):

@@ -8,18 +8,11 @@ import argparse
 import json
 import re
 
-from conftest import sample_config, write_config
-from tokenmill.pipeline import load_pipeline, run
 from tokenmill.report.job import report_job
 
 
-def test_dedup_run_report(spark, sample_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("TOKENMILL_REPORT", "1")
-    data = sample_config(sample_dir, tmp_path / "out", conf="dedup_sample.yaml")
-    data["stages"][2]["index"] = str(tmp_path / "index")
-    data["work_dir"] = str(tmp_path / "work")
-    result = run(spark, load_pipeline(str(write_config(tmp_path / "d.yaml", data))))
-    out = tmp_path / "out"
+def test_dedup_run_report(dedup_run):
+    out, result = dedup_run
     page = (out / "report.html").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["output"]["report"] == f"{out}/report.html" and result.manifest["output"]["report"]

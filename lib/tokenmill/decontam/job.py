@@ -7,4 +7,5 @@ from ..cli import Job, config_args
 from ..pipeline.job import pipeline_job
 
 JOBS = [Job("decontaminate", "find benchmark test items in the data (n-gram index), flag/remove/cut, report per "
-            "benchmark", config_args, pipeline_job(required_stage="decontaminate"))]
+            "benchmark", config_args, pipeline_job(required_stage="decontaminate"),
+            own_dry_run=True)]

@@ -41,7 +41,8 @@ def bands_job(args: argparse.Namespace) -> int:
 
 JOBS = [
     Job("dedup_minhash", "near-duplicate removal (MinHash LSH, star edges, verification, connected components) "
-        "and its report", config_args, pipeline_job(required_stage="minhash_dedup")),
+        "and its report", config_args, pipeline_job(required_stage="minhash_dedup"),
+        own_dry_run=True),
     Job("minhash_bands", "choose bands x rows for a similarity threshold and print the S-curve", bands_args,
         bands_job),
 ]

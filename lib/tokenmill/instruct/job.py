@@ -292,10 +292,10 @@ JOBS = [
     Job("validate_dataset", "is a dataset ready for SFT / DPO / GRPO, and what to change if not", _validate_args,
         validate_job),
     Job("convert_format", "instruction data in its own layout -> the canonical format (or templated text)",
-        _convert_args, convert_job),
-    Job("split_dataset", "deterministic train/validation/test splits of instruction data", _split_args, split_job),
+        _convert_args, convert_job, own_dry_run=True),
+    Job("split_dataset", "deterministic train/validation/test splits of instruction data", _split_args, split_job, own_dry_run=True),
     Job("filter_dataset", "remove problem rows, duplicate prompts and benchmark items from instruction data",
-        _filter_args, filter_job),
+        _filter_args, filter_job, own_dry_run=True),
     Job("export", "a tokenmill output as JSONL, Parquet or a datasets folder (and to the hub)", _export_args,
         export_job),
 ]

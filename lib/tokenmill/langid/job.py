@@ -25,7 +25,7 @@ def eval_params(path: str, overrides: list[str]) -> LangidParams:
             raise ConfigError(f"{path}: no `langid` stage in stages")
         raw = entries[0]
     raw.setdefault("stage", "langid")
-    return validate(LangidParams, raw, path)
+    return validate(LangidParams, raw, path, overrides=overrides)
 
 
 def evaluate_langid(spark, path: str, params: LangidParams, text_field: str = "text", label_field: str = "lang",

@@ -84,7 +84,7 @@ class MixtureConfig(Strict):
 
 
 def load_mixture(path: str, overrides: list[str] | tuple[str, ...] = ()) -> MixtureConfig:
-    return validate(MixtureConfig, load_yaml(path, overrides), str(path))
+    return validate(MixtureConfig, load_yaml(path, overrides), str(path), overrides=overrides)
 
 
 def tokens_from_manifest(path: str, source: str) -> dict:

@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 
-from ..cli import Job, config_args
+from ..cli import DRY_RUN, Job, config_args
+from ..errors import ConfigError
 from .config import load_mixture
 from .plan import format_plan, plan_mixture
 
@@ -17,6 +18,10 @@ def plan_job(args: argparse.Namespace) -> int:
 
     cfg = load_mixture(args.config, args.overrides)
     needs_spark = any(s.unique_tokens is None and not s.manifest for s in cfg.sources)
+    if needs_spark and DRY_RUN.get():
+        raise ConfigError(f"{args.config}: --dry-run plans from `unique_tokens` or `manifest:` of every source; "
+                          f"{', '.join(s.name for s in cfg.sources if s.unique_tokens is None and not s.manifest)} "
+                          "would be measured from its data")
     spark = None
     if needs_spark:
         from ..spark import build_session
@@ -28,6 +33,10 @@ def plan_job(args: argparse.Namespace) -> int:
         if spark is not None:
             spark.stop()
     plan = plan_mixture(cfg.plan, sources)
+    if DRY_RUN.get():
+        print(format_plan(plan))
+        print("\ndry run: plan.json not written")
+        return 0
     out = args.out or f"{cfg.output.rstrip('/')}.plan.json"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w", encoding="utf-8") as handle:
@@ -71,6 +80,7 @@ def build_args(parser: argparse.ArgumentParser) -> None:
 
 JOBS = [
     Job("plan_mixture", "plan a token budget (Chinchilla laws) and per-source targets; writes plan.json",
-        plan_args, plan_job),
+        plan_args, plan_job,
+        own_dry_run=True),
     Job("build_mixture", "build the token-budgeted mixture: Parquet shards + manifest", build_args, build_job),
 ]

@@ -69,7 +69,7 @@ class Recipe(Strict):
 
 def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Recipe, str]:
     path = find_named_yaml(name_or_path, RECIPE_DIRS, "recipe")
-    return validate(Recipe, load_yaml(path, overrides), str(path)), str(path)
+    return validate(Recipe, load_yaml(path, overrides), str(path), overrides=overrides), str(path)
 
 
 def resolved_sources(recipe: Recipe, where: str) -> list[dict]:
@@ -175,7 +175,6 @@ def _args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", required=True, help="a recipe name (conf/recipes/<name>.yaml) or a YAML path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set output=out/x --set sources[0].path=/data/dolma")
-    parser.add_argument("--dry-run", action="store_true", help="print the sources, stages and planned budget; read no data")
     parser.add_argument("--force", action="store_true", help="recompute every step even if up to date")
     spark_args(parser)
 
@@ -210,4 +209,4 @@ def format_prepare(manifest: dict) -> str:
 
 
 JOBS = [Job("prepare", "prepare a whole training set from a recipe: per-source pipelines, token budget, mixture, "
-            "exports (--dry-run: the plan only)", _args, _run)]
+            "exports (--dry-run: the plan only)", _args, _run, own_dry_run=True)]

@@ -170,7 +170,7 @@ def _image_text_args(p: argparse.ArgumentParser) -> None:
 
 JOBS = [
     Job("audio_features", "audio (files or dataset rows) -> Whisper-compatible log-mel spectrograms with their text",
-        _audio_args, audio_job),
+        _audio_args, audio_job, own_dry_run=True),
     Job("image_text", "image–caption pairs: clean captions, filter on caption / size / scores, deduplicate",
-        _image_text_args, image_text_job),
+        _image_text_args, image_text_job, own_dry_run=True),
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..cli import Job, config_args
+from ..cli import DRY_RUN, DryRunDone, Job, config_args
 from ..errors import ConfigError, OutputError
 from ..io.outputs import protected_reason
 from .manifest import format_stage_table
@@ -61,6 +61,9 @@ def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = 
     reason = protected_reason(plan.config.output, plan.input_paths())
     if reason:
         raise OutputError(f"output {plan.config.output}: refusing to write there: {reason}")
+    if DRY_RUN.get():
+        print(format_plan(plan, overrides))
+        raise DryRunDone
     own = spark is None
     spark = spark or build_session(spark_profile, app_name=f"tokenmill-{plan.config.name}")
     from .progress import progress
@@ -87,6 +90,24 @@ def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = 
     return result
 
 
+def format_plan(plan, overrides=()) -> str:
+    """A --dry-run: the resolved config (presets and --set applied), the input files, and each stage with
+    the columns it needs and adds."""
+    sets = f" with --set {' --set '.join(overrides)}" if overrides else ""
+    lines = [f"dry run: nothing read, nothing written\n\nconfig {plan.config_path}{sets}",
+             yaml.safe_dump(plan.config.model_dump(mode="json", exclude_defaults=True), sort_keys=False).rstrip()]
+    files = plan.input_paths()
+    lines.append(f"\ninputs  {len(files):,} files" + (f" (first: {files[0]})" if files else ""))
+    lines.append(f"output  {plan.config.output}\n")
+    rows = [(st.label, st.name, st.kind, ", ".join(st.spec.columns("requires", st.params)) or "-",
+             ", ".join(st.spec.columns("adds", st.params)) or "-") for st in plan.stages]
+    widths = [max(len(r[i]) for r in [("stage", "type", "kind", "", "")] + rows) for i in range(3)]
+    lines.append(f"{'stage':<{widths[0]}}  {'type':<{widths[1]}}  {'kind':<{widths[2]}}  needs -> adds")
+    for label, name, kind, needs, adds in rows:
+        lines.append(f"{label:<{widths[0]}}  {name:<{widths[1]}}  {kind:<{widths[2]}}  {needs} -> {adds}")
+    return "\n".join(lines)
+
+
 def pipeline_job(required_stage: str | None = None):
     """A job's `run`: the pipeline of ``--config`` (which must have ``required_stage``, if given)."""
 
@@ -98,4 +119,5 @@ def pipeline_job(required_stage: str | None = None):
     return run_job
 
 
-JOBS = [Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark", config_args, pipeline_job())]
+JOBS = [Job("pipeline", "run the stages of a pipeline config (read ... write) in Spark", config_args, pipeline_job(),
+            own_dry_run=True)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..config import Strict, conf_dirs, find_named_yaml, load_yaml, validate
+from ..config import Strict, blame, conf_dirs, find_named_yaml, load_yaml, validate
 from ..errors import ConfigError
 from ..io.hadoopfs import qualify
 from ..io.sources import Source, list_files
@@ -93,7 +93,7 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def resolve_source_presets(raw: dict, path: str) -> dict:
+def resolve_source_presets(raw: dict, path: str, overrides=()) -> dict:
     """`sources: [{preset: sample_warc, paths: ...}]` -> the preset's keys (conf/presets/sources/<name>.yaml,
     or a YAML path) overridden by the entry's own."""
     sources = raw.get("sources")
@@ -103,7 +103,7 @@ def resolve_source_presets(raw: dict, path: str) -> dict:
     for i, entry in enumerate(raw["sources"]):
         if not isinstance(entry, dict) or "preset" not in entry:
             continue
-        where = f"{path}: sources[{i}].preset"
+        where = blame(f"sources[{i}].preset", path, overrides)
         try:
             preset_file = find_named_yaml(str(entry["preset"]), SOURCE_PRESET_DIRS, "source preset")
         except ConfigError as exc:
@@ -119,17 +119,17 @@ def load_pipeline(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Pla
     from ..catalog import load_stages
 
     load_stages()
-    return plan_config(load_yaml(path, overrides), str(path))
+    return plan_config(load_yaml(path, overrides), str(path), overrides)
 
 
-def plan_config(raw: dict, path: str) -> Plan:
+def plan_config(raw: dict, path: str, overrides: list[str] | tuple[str, ...] = ()) -> Plan:
     """A pipeline config given as a mapping (``path`` names it in errors), validated and planned: presets
     resolved, stages looked up, the order and the columns checked. Reads no data."""
-    raw = resolve_source_presets(raw, path)
-    cfg = validate(PipelineConfig, raw, path)
+    raw = resolve_source_presets(raw, path, overrides)
+    cfg = validate(PipelineConfig, raw, path, overrides=overrides)
     _check_sources(cfg, path)
     plan = Plan(cfg, path, raw)
-    plan.stages = _plan_stages(cfg, path)
+    plan.stages = _plan_stages(cfg, path, overrides)
     _check_order(plan, path)
     check_columns(plan.stages, path, source_columns(cfg, path))
     return plan
@@ -153,15 +153,15 @@ def _check_sources(cfg: PipelineConfig, path: str) -> None:
         raise ConfigError(f"{path}: sources: names must be unique, got {names}")
 
 
-def _plan_stages(cfg: PipelineConfig, path: str) -> list[PlannedStage]:
+def _plan_stages(cfg: PipelineConfig, path: str, overrides=()) -> list[PlannedStage]:
     """Each stage entry looked up and validated against its params; labels are unique."""
     planned, labels = [], set()
     for i, entry in enumerate(cfg.stages):
-        where = f"{path}: stages[{i}]"
+        where = blame(f"stages[{i}]", path, overrides)
         if "stage" not in entry:
             raise ConfigError(f"{where}: missing key 'stage'")
-        spec = lookup(str(entry["stage"]), where)
-        params = validate(spec.params, entry, path, prefix=f"stages[{i}]")
+        spec = lookup(str(entry["stage"]), blame(f"stages[{i}].stage", path, overrides))
+        params = validate(spec.params, entry, path, prefix=f"stages[{i}]", overrides=overrides)
         label = params.id or spec.name
         if label in labels:
             raise ConfigError(f"{where}: stage {label!r} appears twice; give one an `id`")

@@ -1,14 +1,19 @@
-"""Progress of a long run from Spark's status tracker: tasks done of total, rate and ETA of the running Spark
-stages, and a line per finished Spark job with its time; on the console (stdout) in local mode, in the driver log on
-a cluster. It only reads Spark's own bookkeeping (no extra action on the data), from a daemon thread.
+"""Progress of a long run from Spark's status tracker: tasks done of total, rows so far, rate and ETA of the
+running Spark stages, and a line per finished Spark job with its time; on the console (stdout) in local mode, in
+the driver log on a cluster. It only reads Spark's own bookkeeping (no extra action on the data), from a daemon
+thread: the tracker for tasks, and the driver's status REST API (the UI's, when it is on) for the records the
+finished tasks read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import threading
 import time
+import urllib.request
 from contextlib import contextmanager
 
 log = logging.getLogger("tokenmill.progress")
@@ -36,6 +41,24 @@ class Progress:
         self._first_done: dict[int, tuple[float, int]] = {}  # stage id -> (time, tasks done) when first seen
         self._last_print = 0.0
         self.lines: list[str] = []
+        sc = spark.sparkContext
+        self._api = f"{sc.uiWebUrl.rstrip('/')}/api/v1/applications/{sc.applicationId}" if sc.uiWebUrl else None
+
+    def _rows(self, stage_id: int) -> int | None:
+        """Records the stage's finished tasks read or wrote (input, shuffle, output), from the status API; None
+        without a UI."""
+        if self._api is None:
+            return None
+        try:
+            with urllib.request.urlopen(f"{self._api}/stages/{stage_id}", timeout=2) as resp:
+                attempts = json.load(resp)
+        except (OSError, ValueError):
+            return None
+        if not attempts:
+            return None
+        last = attempts[0]  # rows in (read or shuffled in) or out (a map side's shuffle, a write), whichever is more
+        return max(int(last.get(k, 0)) for k in ("inputRecords", "shuffleReadRecords", "outputRecords",
+                                                 "shuffleWriteRecords"))
 
     def _say(self, line: str) -> None:
         self.lines.append(line)
@@ -74,8 +97,11 @@ class Progress:
             first_t, first_done = self._first_done.setdefault(stage_id, (now, done))
             rate = (done - first_done) / (now - first_t) if now > first_t else 0.0
             eta = f", ETA {_eta((info.numTasks - done) / rate)}" if rate > 0 else ""
-            parts.append(f"stage {stage_id} ({info.name.split(' at ')[0]}): {done}/{info.numTasks} tasks, "
-                         f"{info.numActiveTasks} running" + (f", {rate:.1f} tasks/s" if rate else "") + eta)
+            rows = self._rows(stage_id)
+            rows_part = f", {rows:,} rows" if rows else ""
+            parts.append(f"stage {stage_id} ({info.name.split(' at ')[0]}): {done}/{info.numTasks} tasks"
+                         f"{rows_part}, {info.numActiveTasks} running" + (f", {rate:.1f} tasks/s" if rate else "")
+                         + eta)
         if parts:
             self._last_print = now
             self._say(f"[{self.label}] " + "; ".join(parts))
@@ -96,6 +122,7 @@ def progress(spark, label: str, quiet: bool = False, every: float = 10.0):
         yield None
         return
     local = spark.sparkContext.master.startswith("local")
+    every = float(os.environ.get("TOKENMILL_PROGRESS_EVERY", every))  # seconds between progress lines
     # stdout: the CLI sends stderr (Spark's own logs) to the log file; the console is for these lines
     with Progress(spark, label, every=every, out=sys.stdout if local else None) as p:
         yield p

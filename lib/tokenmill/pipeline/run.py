@@ -76,6 +76,8 @@ def _run_segments(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
         fingerprint = digest({"prev": fingerprint, "stage": st.fingerprint_part()})
         if not (st.kind == "write" or st.params.checkpoint):
             continue
+        if st.kind != "write":  # what a checkpoint keeps of removed rows follows the final write
+            fingerprint = digest({"prev": fingerprint, "keep_removed": _keeps_removed(plan)})
         dest = qualify(cfg.output) if st.kind == "write" else f"{cfg.work}/{index:02d}-{st.label}"
         previous = read_manifest(spark, dest)
         if not force and previous and previous.get("fingerprint") == fingerprint:
@@ -107,7 +109,10 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     """Run the segment's stages, write and check the result, summarise it and commit it to ``dest``."""
     spark = ctx.spark
     end = segment[-1]
-    params = end.params if isinstance(end.params, WriteParams) else WriteParams(stage="write")
+    # A checkpoint keeps removed rows as the final write will (their text too with keep_removed): the output's
+    # removed/ gathers them from every checkpoint, so a lighter checkpoint would blank them in the audit trail.
+    params = end.params if isinstance(end.params, WriteParams) else WriteParams(stage="write",
+                                                                                 keep_removed=_keeps_removed(plan))
     seg_started = time.time()
     ctx.take_reports()
     # Spark names the stages of the jobs below after this (the UI and the progress lines), not a call site
@@ -145,6 +150,11 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     ctx.committed()
     done.manifest = manifest
     return seg_rows
+
+
+def _keeps_removed(plan: Plan) -> bool:
+    final = plan.stages[-1].params
+    return isinstance(final, WriteParams) and final.keep_removed
 
 
 def _with_earlier_removals(spark: SparkSession, df: DataFrame, checkpoints: list[str]) -> DataFrame:

@@ -23,7 +23,7 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ..config import Strict
+from ..config import Strict, did_you_mean
 from ..errors import ConfigError
 from ..schema import REMOVED_BY
 
@@ -167,7 +167,8 @@ def register(name: str, kind: Kind, params: type[StageParams] = StageParams, ver
 def lookup(name: str, where: str) -> StageSpec:
     """The registered stage ``name`` (load the catalogue first: `tokenmill.catalog.load_stages`)."""
     if name not in REGISTRY:
-        raise ConfigError(f"{where}: unknown stage {name!r}; known stages: {', '.join(sorted(REGISTRY))}")
+        raise ConfigError(f"{where}: unknown stage {name!r}{did_you_mean(name, REGISTRY)}; known stages: "
+                          f"{', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
 
 

@@ -12,7 +12,7 @@ import json
 
 from pyspark.sql import functions as F
 
-from ..cli import Job, spark_args
+from ..cli import Job, output_arg, spark_args
 from ..config import apply_override
 from ..errors import ConfigError
 from ..pipeline.stage import StageContext
@@ -70,7 +70,7 @@ def quality_rules_job(args: argparse.Namespace) -> int:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="a pipeline output folder (or its data/) with qs_* columns")
+    output_arg(parser, "its data/ with the qs_* signal columns")
     parser.add_argument("--rules", required=True, help="rule set name (conf/presets/quality/) or YAML path")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="e.g. overrides.gopher_short_doc.min=100 or disable=[gopher_long_doc]")

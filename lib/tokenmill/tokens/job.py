@@ -8,7 +8,7 @@ import os
 
 from pyspark.sql import functions as F
 
-from ..cli import Job, spark_args
+from ..cli import Job, output_arg, spark_args
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..schema import SOURCE, TEXT
@@ -79,7 +79,7 @@ def count_tokens_job(args: argparse.Namespace) -> int:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="Parquet data, or a pipeline output folder (uses its data/)")
+    output_arg(parser, "its data/ is counted")
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory (or cached hub id); without it the "
                         "existing n_tokens column is summed")
     parser.add_argument("--add-special-tokens", action="store_true")
