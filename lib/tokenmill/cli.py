@@ -124,6 +124,9 @@ class _LogFile:
             root.addHandler(to_file)
         self._handlers = root.handlers[-2:] if self.path else root.handlers[-1:]
         logging.getLogger("py4j").setLevel(logging.WARNING)
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
+        if self.path:  # the log says which command it is of (`report`/`explain` find a failed run's log by it)
+            print(f"tokenmill {self.job} {' '.join(sys.argv[1:])}", file=sys.stderr, flush=True)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -44,6 +44,10 @@ def test_data_error_in_a_spark_task_is_one_line_and_the_trace_is_in_the_log(tmp_
     logs = list((tmp_path / "logs").glob("tokenmill-pipeline-*.log"))
     assert len(logs) == 1 and f"(the full log: {logs[0]})" in res.stderr
     assert "Traceback" in logs[0].read_text()
+    # the report of that output says the run failed and which log tells why
+    res = _run("-m", "tokenmill", "report", "--output", str(tmp_path / "out"), log_dir=tmp_path / "logs")
+    assert res.returncode == 2 and "no manifest.json: the run did not finish" in res.stderr
+    assert f"the last run that wrote here logged to {logs[0]}" in res.stderr
 
 
 def test_missing_input_is_reported_before_spark_starts(tmp_path):

@@ -49,7 +49,8 @@ def _overrides(tmp_path: Path, mirror: Path, tok: str) -> list[str]:
             "plan.target.total_tokens=20000", "build.shard_tokens=5000", 'export.separator="\\n<|endoftext|>\\n"']  # YAML escapes
 
 
-def test_smollm_corpus_recipe_end_to_end(spark, tmp_path):
+def test_smollm_corpus_recipe_end_to_end(spark, tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKENMILL_REPORT", "1")  # the recipe's report.html (and each run's) is written
     mirror = tmp_path / "smollm-corpus"
     _mirror(mirror)
     tok = own_tokenizer(tmp_path / "tok")
@@ -79,6 +80,15 @@ def test_smollm_corpus_recipe_end_to_end(spark, tmp_path):
             assert handle.read() == "\n<|endoftext|>\n".join(texts)
         assert info["documents"] == len(texts) == mixture["sources"][name]["rows"]
     assert (tmp_path / "out" / "recipe.json").exists() and (tmp_path / "out" / "configs" / "mixture.yaml").exists()
+    # report.html beside recipe.json: a row per source with its counts and a link to its own report, the mixture
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert manifest["report"] == str(tmp_path / "out" / "report.html")
+    for name in names:
+        src = json.loads((Path(manifest["sources"][name]["output"]) / "manifest.json").read_text())
+        assert (f"<td>{name}</td><td>computed</td><td>40</td><td>{src['output']['rows']}</td>" in page
+                and f"<a href='{src['output']['report']}'>report</a>" in page)
+        assert Path(src["output"]["report"]).exists()
+    assert '<img alt="sources"' in page and '<img alt="mixture"' in page and "<td>D (tokens)</td>" in page
     # resumable: a second run finds every source and the mixture up to date
     again = prepare(spark, recipe, where)
     assert all(s["skipped"] for s in again["sources"].values()) and again["mixture"]["skipped"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -22,6 +23,8 @@ from ..errors import ConfigError
 from .config import BuildSettings
 from .export import folder_name
 from .plan import PlanSettings, PlanSource, SourceLimits, format_plan, plan_mixture
+
+log = logging.getLogger("tokenmill.recipe")
 
 RECIPE_DIRS = conf_dirs("recipes")
 
@@ -165,10 +168,39 @@ def prepare(spark, recipe: Recipe, where: str, force: bool = False) -> dict:
                             "realised_tokens": mixture.manifest.get("realised_tokens")},
                 "plan": mixture.manifest.get("plan"), "export": exported,
                 "wall_seconds": round(time.time() - started, 2)}
+    _recipe_report(manifest, recipe.output, mixture.manifest,
+                   {name: _read_json(os.path.join(s["output"], "manifest.json")) for name, s in sources.items()})
     with open(os.path.join(recipe.output, "recipe.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2, default=str)
         handle.write("\n")
     return manifest
+
+
+def _read_json(path: str) -> dict | None:
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rt", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _recipe_report(manifest: dict, folder: str, mixture_manifest: dict, sources: dict) -> None:
+    """report.html beside recipe.json (TOKENMILL_REPORT=0 skips it); a plot failing never fails the run."""
+    if os.environ.get("TOKENMILL_REPORT", "1") == "0":
+        return
+    from ..report.html import render_recipe
+
+    try:
+        page = render_recipe(manifest, mixture_manifest, sources)
+    except Exception:  # noqa: BLE001 - the data is written; the page is a view of it
+        log.warning("the recipe's report.html could not be written", exc_info=True)
+        return
+    path = os.path.join(folder, "report.html")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    manifest["report"] = path
 
 
 def _args(parser: argparse.ArgumentParser) -> None:
@@ -193,6 +225,8 @@ def _run(args: argparse.Namespace) -> int:
         spark.stop()
     print(format_prepare(manifest))
     print(f"\nrecipe   {os.path.join(os.path.abspath(recipe.output), 'recipe.json')}")
+    if manifest.get("report"):
+        print(f"report   {os.path.abspath(manifest['report'])}")
     return 0
 
 

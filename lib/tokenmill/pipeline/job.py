@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from ..io.outputs import protected_reason
 from .manifest import format_stage_table
 from .plan import load_pipeline
 from .run import RunResult, run
+
+log = logging.getLogger("tokenmill.pipeline")
 
 # `--set` keys of a quick job (one source and stages built from its options) that change the pipeline; any
 # other key changes the source.
@@ -55,6 +58,7 @@ def run_pipeline(config: str, overrides: list[str], spark_profile: str | None = 
     from ..spark import build_session
 
     plan = load_pipeline(config, overrides)
+    log.info("config %s, output %s", config, plan.config.output)  # in the job's log: a failed run is found by it
     if required_stage and not any(s.name == required_stage for s in plan.stages):
         raise ConfigError(f"{config}: stages: no `{required_stage}` stage")
     plan.inputs()  # a missing input path, or an output that may never be written, is reported before Spark starts

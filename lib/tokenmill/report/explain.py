@@ -34,8 +34,33 @@ def load_manifest(output: str) -> dict:
         pass
     work = [p for p in (output.rstrip("/") + ".tmp", output.rstrip("/") + "/_temporary") if os.path.exists(p)]
     hint = f" (a partial run is at {work[0]})" if work else ""
-    raise ConfigError(f"{output}: no manifest.json: the run did not finish or never ran here{hint}; its log is "
-                      f"in logs/ (the job prints the log file's path), and rerunning the config resumes it") from None
+    found = run_log(output)
+    where = (f"the last run that wrote here logged to {found}" if found else
+             "its log is in logs/ (the job prints the log file's path)")
+    raise ConfigError(f"{output}: no manifest.json: the run did not finish or never ran here{hint}; {where}; "
+                      "rerunning the config resumes it") from None
+
+
+def run_log(output: str, folder: str | None = None, newest: int = 50) -> str | None:
+    """The newest job log (of the last ``newest`` in ``folder``, TOKENMILL_LOG_DIR or logs/) that names
+    ``output``: where the run that failed to write it says why."""
+    folder = folder or os.environ.get("TOKENMILL_LOG_DIR", "logs")
+    if folder == "-" or not os.path.isdir(folder):
+        return None
+    readers = tuple(f"tokenmill-{job}-" for job in ("report", "explain", "diff"))  # they only read outputs
+    logs = sorted((os.path.join(folder, n) for n in os.listdir(folder)
+                   if n.endswith(".log") and not n.startswith(readers) and not n.endswith(f"-{os.getpid()}.log")),
+                  key=os.path.getmtime, reverse=True)[:newest]
+    names = {output.rstrip("/"), os.path.abspath(output).rstrip("/")}
+    for path in logs:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read(4_000_000)
+        except OSError:
+            continue
+        if any(n in text for n in names):
+            return path
+    return None
 
 
 def _dataset(path: str):

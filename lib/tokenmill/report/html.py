@@ -72,24 +72,30 @@ def _columns(dataset, names: list[str]):
 
 # ---- sections -------------------------------------------------------------------------------------------
 
-def funnel(manifest: dict) -> str:
+def _kept_removed(labels: list[str], kept: list[int], removed: list[int], title: str,
+                  legend: tuple[str, str] = ("kept", "removed")):
+    """Horizontal bars, one per label top down: kept, then removed stacked on it, with the numbers."""
     plt = _plt()
-    stages = manifest.get("stages", [])
-    if not stages:
-        return ""
-    labels = [s["stage"] for s in stages]
-    kept = [s["rows_out"] for s in stages]
-    removed = [sum(s["removed"].values()) for s in stages]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(stages) + 1.2))
-    y = list(range(len(stages)))[::-1]
-    ax.barh(y, kept, color="#4c72b0", label="rows out")
-    ax.barh(y, removed, left=kept, color="#dd8452", label="removed here")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.2))
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, kept, color="#4c72b0", label=legend[0])
+    ax.barh(y, removed, left=kept, color="#dd8452", label=legend[1])
     ax.set_yticks(y, labels)
     ax.set_xlabel("documents")
     ax.legend(loc="lower right")
-    ax.set_title("The funnel: documents through each stage")
+    ax.set_title(title)
     for yi, k, r in zip(y, kept, removed, strict=True):
         ax.text(k + r, yi, f"  {k:,}" + (f" (-{r:,})" if r else ""), va="center", fontsize=8)
+    return fig
+
+
+def funnel(manifest: dict) -> str:
+    stages = manifest.get("stages", [])
+    if not stages:
+        return ""
+    fig = _kept_removed([s["stage"] for s in stages], [s["rows_out"] for s in stages],
+                        [sum(s["removed"].values()) for s in stages], "The funnel: documents through each stage",
+                        ("rows out", "removed here"))
     rows = [[s["stage"], s["name"], s["kind"], s["rows_in"], sum(s["removed"].values()), s["rows_out"],
              ", ".join(f"{k} {v:,}" for k, v in sorted(s["removed"].items()))] for s in stages]
     by_source = manifest.get("output", {}).get("removed_by_reason_and_source", {})
@@ -341,6 +347,45 @@ def render(manifest: dict, folder: str, shown: str | None = None) -> str:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tokenmill: {title}</title>"
             f"<style>{CSS}</style></head><body><h1>tokenmill run: {title}</h1>{summary}"
             + "".join(s for s in sections if s) + "</body></html>")
+
+
+def render_recipe(manifest: dict, mixture_manifest: dict | None, source_manifests: dict[str, dict]) -> str:
+    """The page of a `prepare` run: per source its funnel in brief (read, kept, removed by reason, tokens) with
+    a link to its own report, then the mixture (planned vs realised, the law's N and D) and the run's time."""
+    names = list(manifest.get("sources", {}))
+    rows, kept, removed = [], [], []
+    for name in names:
+        src, m = manifest["sources"][name], source_manifests.get(name) or {}
+        stages = m.get("stages") or []
+        reasons = {f"{s['stage']}:{r}": n for s in stages for r, n in s["removed"].items() if n}
+        read = stages[0]["rows_in"] if stages else None
+        out = m.get("output", {}).get("rows")
+        kept.append(out or 0)
+        removed.append(sum(reasons.values()))
+        report = m.get("output", {}).get("report")
+        link = f"<a href='{html.escape(report)}'>report</a>" if report else ""
+        rows.append([name, "skipped (up to date)" if src.get("skipped") else "computed", read, out,
+                     ", ".join(f"{k} {v:,}" for k, v in sorted(reasons.items())) or "-",
+                     (src.get("tokens") or {}).get("tokens"), link])
+    parts = [f"<h1>tokenmill recipe: {html.escape(str(manifest.get('recipe')))}</h1>",
+             f"<p>config <code>{html.escape(str(manifest.get('config')))}</code> · "
+             f"{_cell(manifest.get('wall_seconds'))} s</p>", "<h2>Sources</h2>"]
+    if names:
+        parts.append(_img(_kept_removed(names, kept, removed, "Each source's documents, kept and removed"),
+                          "sources"))
+    table = _table(["source", "state", "read", "kept", "removed by reason", "tokens", ""], rows)
+    # the report links are HTML of our own making: unescape what _cell escaped in the last column
+    parts.append(re.sub(r"&lt;a href=&#x27;(.*?)&#x27;&gt;report&lt;/a&gt;",
+                        lambda m: f"<a href='{m.group(1)}'>report</a>", table))
+    if mixture_manifest:
+        parts.append(mixture(mixture_manifest))
+    exports = manifest.get("export") or {}
+    if exports:
+        parts.append("<h2>Exports</h2>" + _table(["source", "documents", "folder"], [
+            [n, e.get("documents"), e.get("folder")] for n, e in exports.items()]))
+    title = html.escape(str(manifest.get("recipe", "recipe")))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tokenmill: {title}</title>"
+            f"<style>{CSS}</style></head><body>" + "".join(parts) + "</body></html>")
 
 
 def local_path(folder: str) -> str | None:
