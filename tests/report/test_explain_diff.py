@@ -56,6 +56,7 @@ def test_explain_a_duplicate_a_kept_and_an_unknown_document(runs):
     assert loser[0]["survivor"]["id"] == winner[0]["id"] and loser[0]["survivor"]["kept"]
     short = explain(out, "https://a.example/3")["rows"][0]
     assert (short["stage"], short["reason"]) == ("length", "too_short")
+    assert explain(out, "doc-003")["rows"][0]["id"] == short["id"]  # the source's own id (meta.orig_id) finds it
     lines = format_explanation(explain(out, "https://a.example/3"))
     assert "removed by stage 'length' (filter_rows), reason: too_short" in lines[1]
     unknown = explain(out, winner[0]["id"][:-2] + "zz")

@@ -73,12 +73,17 @@ def _dataset(path: str):
 
 
 def _find(dataset, key: str):
+    """Rows whose id, URL or the dataset's own id (``meta.orig_id``, kept by the readers) is ``key``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     names = dataset.schema.names
     cond = ds.field("id") == key
     if "url" in names:
         cond = cond | (ds.field("url") == key)
+    if "meta" in names and pa.types.is_map(dataset.schema.field("meta").type):
+        cond = cond | (pc.map_lookup(ds.field("meta"), pa.scalar("orig_id"), "first") == key)
     return dataset.to_table(filter=cond).to_pylist()
 
 
@@ -114,7 +119,7 @@ def _suggest(datasets: list, key: str, n: int = 3) -> list[str]:
 
 
 def explain(output: str, key: str) -> dict:
-    """Where the document ``key`` (an id or a URL) went in the run at ``output``: kept, or removed by which
+    """Where the document ``key`` (an id, a URL or the source's own id) went in the run at ``output``: kept, or removed by which
     stage and why, with the values that decided, its duplicate survivor and any benchmark it matched."""
     manifest = load_manifest(output)
     data = _dataset(manifest.get("output", {}).get("data") or output.rstrip("/") + "/data")
