@@ -63,6 +63,7 @@ bench: setup
 	$(PY) bench/instruct.py --rows 1000000 --baseline-rows 200000 --out bench/results/instruct.json
 	$(PY) bench/audio.py --clips 600 --out bench/results/audio.json
 	$(PY) bench/image_text.py --rows 1000000 --out bench/results/image_text.json
+	$(PY) bench/report.py --sizes 100000,1000000 --out bench/results/report.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 from ..pipeline.stage import StageContext, StageParams, Written, map_batches, mark_removed, register
 from ..schema import ID, REMOVED_BY, SOURCE, TEXT
 from .audio import AudioOptions, AudioProblem, waveform
-from .media import MediaProblem, full_path, media_input, media_names, read_bytes
+from .media import MediaProblem, media_input, media_names, row_bytes
 from .spectrogram import MelSpec, log_mel
 
 MEL, N_MELS, N_FRAMES, DURATION, SAMPLE_RATE = "mel", "n_mels", "n_frames", "duration", "sample_rate"
@@ -111,13 +111,7 @@ def _features(params: AudioFeaturesParams):
             path = item.get("path")
             out[AUDIO_PATH][i] = path
             try:
-                data = item.get("bytes")
-                if data is None:
-                    if not path:
-                        raise AudioProblem("missing_file", "the row has neither audio bytes nor a path")
-                    data = read_bytes(full_path(path, root), params.max_bytes, params.storage_options)
-                if len(data) > params.max_bytes:
-                    raise AudioProblem("too_large", f"{len(data):,} bytes > {params.max_bytes:,}")
+                data = row_bytes(item, root, params.max_bytes, params.storage_options, "audio")
                 wave, codec = waveform(data, opts)
                 if len(wave) < params.hop:
                     raise AudioProblem("too_short", f"{len(wave)} samples: less than one frame ({params.hop})")

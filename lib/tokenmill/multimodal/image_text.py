@@ -35,7 +35,7 @@ from pyspark.sql.functions import arrow_udf
 
 from ..pipeline.stage import StageContext, StageParams, live, map_batches, mark_removed, register
 from ..schema import META, REMOVED_BY, SOURCE, TEXT
-from .media import MediaProblem, full_path, media_input, read_bytes
+from .media import MediaProblem, media_input, row_bytes
 
 CAPTION_EDITS, WIDTH, HEIGHT, IMAGE_FORMAT = "caption_edits", "width", "height", "image_format"
 IMAGE_ERROR, IMAGE_PATH = "image_error", "image_path"
@@ -257,13 +257,7 @@ def _check(params: ImageCheckParams):
                 cols["image"][i] = item
                 continue
             try:
-                data = item.get("bytes")
-                if data is None:
-                    if not path:
-                        raise MediaProblem("missing_file", "the row has neither image bytes nor a path")
-                    data = read_bytes(full_path(path, root), params.max_bytes, params.storage_options)
-                if not data:
-                    raise MediaProblem("empty_file")
+                data = row_bytes(item, root, params.max_bytes, params.storage_options, "image")
                 width, height, fmt, data = inspect_image(data, params)
             except MediaProblem as problem:
                 cols["_image_problem"][i], cols[IMAGE_ERROR][i] = problem.reason, problem.detail or None

@@ -112,6 +112,22 @@ def full_path(path: str, root: str | None) -> str:
     return root.rstrip("/") + "/" + path
 
 
+def row_bytes(item: dict, root: str | None, max_bytes: int, storage_options: dict | None, what: str) -> bytes:
+    """A media struct's bytes: those in the row, else the file at its ``path`` (under ``root``); MediaProblem
+    `missing_file`, `empty_file` or `too_large` (in the row or on disk alike)."""
+    data = item.get("bytes")
+    if data is None:
+        path = item.get("path")
+        if not path:
+            raise MediaProblem("missing_file", f"the row has neither {what} bytes nor a path")
+        return read_bytes(full_path(path, root), max_bytes, storage_options)
+    if len(data) > max_bytes:
+        raise MediaProblem("too_large", f"{len(data):,} bytes > {max_bytes:,}")
+    if not data:
+        raise MediaProblem("empty_file")
+    return data
+
+
 def read_bytes(path: str, max_bytes: int, storage_options: dict | None = None) -> bytes:
     """The bytes of ``path``, at most ``max_bytes``; MediaProblem `missing_file` or `too_large` otherwise."""
     import fsspec

@@ -60,6 +60,18 @@ def _dataset(path: str | None):
     return ds(path) if path else None
 
 
+def _numbers(column):
+    """A column's numbers (booleans as 0/1) as a float array without nulls or NaN: what a histogram takes."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        return np.zeros(0)
+    values = pc.drop_null(column).cast(pa.float64()).to_numpy()
+    return values[np.isfinite(values)]
+
+
 def _columns(dataset, names: list[str]):
     """A sample of ``names`` (those the dataset has) as a pyarrow table, or None."""
     if dataset is None:
@@ -134,8 +146,8 @@ def languages(manifest: dict, kept, removed) -> str:
         fig, ax = plt.subplots(figsize=(9, 2.8))
         for table, label, color in ((a, "kept", "#4c72b0"), (b, "removed", "#dd8452")):
             if table is not None:
-                vals = [v for v in table.column("lang_score").to_pylist() if v is not None]
-                if vals:
+                vals = _numbers(table.column("lang_score"))
+                if len(vals):
                     ax.hist(vals, bins=40, range=(0, 1), alpha=0.6, label=label, color=color)
         if threshold is not None:
             ax.axvline(threshold, color="black", linestyle="--", label=f"min_score {threshold}")
@@ -172,14 +184,14 @@ def quality(manifest: dict, kept, removed) -> str:
         series = []
         for table, name, color in ((a, "kept", "#4c72b0"), (b, "removed", "#dd8452")):
             if table is not None and sig in table.column_names:
-                vals = [v for v in table.column(sig).to_pylist() if isinstance(v, (int, float))]
-                if vals:
+                vals = _numbers(table.column(sig))
+                if len(vals):
                     series.append((vals, name, color))
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(4.4, 2.4))
-        lo = min(min(v) for v, _, _ in series)
-        hi = max(max(v) for v, _, _ in series)
+        lo = min(float(v.min()) for v, _, _ in series)
+        hi = max(float(v.max()) for v, _, _ in series)
         for vals, name, color in series:
             ax.hist(vals, bins=30, range=(lo, hi if hi > lo else lo + 1), alpha=0.6, label=name, color=color)
         for key in ("min", "max"):
