@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
@@ -29,6 +30,8 @@ def test_sample_counts_per_stage_and_source(sample_run):
     out, result = sample_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert (out / "_SUCCESS").exists()
+    volume = [{k: s.pop(k) for k in ("chars_in", "chars_out", "tokens_in", "tokens_out") if k in s}
+              for s in manifest["stages"]]
     assert manifest["stages"] == [
         {"stage": "read", "name": "read", "kind": "read", "rows_in": 326,
          "removed": {"empty_text": 1, "http_status": 2, "not_html": 3}, "rows_out": 320},
@@ -39,6 +42,14 @@ def test_sample_counts_per_stage_and_source(sample_run):
         {"stage": "write", "name": "write", "kind": "write", "rows_in": 320, "removed": {}, "rows_out": 320},
     ]
     assert manifest["output"]["rows_by_source"] == {WARC: 200, WET: 40, "sample-books": 40, "sample-news": 40}
+    # characters and tokens through the stages, observed by the write: what data/ holds, plus what was removed
+    kept = pd.read_parquet(out / "data", columns=["text", "n_tokens"])
+    removed = pd.read_parquet(out / "removed", columns=["text"])
+    chars = int(kept["text"].str.len().sum())
+    assert [v["chars_out"] for v in volume] == [chars] * 5
+    assert volume[0]["chars_in"] == chars + int(removed["text"].fillna("").str.len().sum())
+    assert [v.get("tokens_out") for v in volume] == [None, None, None, int(kept["n_tokens"].sum()),
+                                                     int(kept["n_tokens"].sum())]
     assert manifest["output"]["removed_by_reason_and_source"] == {
         "read:empty_text": {WARC: 1}, "read:http_status": {WARC: 2}, "read:not_html": {WARC: 3}}
     assert [i["n_files"] for i in manifest["inputs"]] == [2, 1, 1, 1]

@@ -45,6 +45,27 @@ def stage_table(stages: list[dict], counts: dict, rows_in_first: int | None) -> 
     return table
 
 
+def add_volume(table: list[dict], volume: dict) -> None:
+    """Characters (and tokens, where the run counted them) into, removed by and out of each stage, from the
+    sums the final write observed: what is kept, plus what each later stage removed. Characters are those
+    written (after a modifier such as C4's line filter); a stage whose removed rows carry no text (written
+    without keep_removed) gets none."""
+    for key in ("chars", "tokens"):
+        kept = volume.get(f"kept_{key}")
+        if kept is None:
+            continue
+        out = kept
+        for row in reversed(table):
+            removed = volume.get(f"removed_{key}", {}).get(row["stage"]) or 0
+            row[f"{key}_out"], row[f"{key}_in"] = out, out + removed
+            out += removed
+        if key == "tokens":  # tokens exist from the tokens stage on: earlier rows would undercount
+            first = next((i for i, r in enumerate(table) if r["name"] == "tokens"), None)
+            for row in table[:first] if first is not None else table:
+                row.pop("tokens_in", None)
+                row.pop("tokens_out", None)
+
+
 def format_stage_table(table: list[dict]) -> str:
     """The stage counts as an aligned text table for the console."""
     lines = [f"{'stage':<16}{'rows in':>12}{'removed':>12}{'rows out':>12}  reasons"]

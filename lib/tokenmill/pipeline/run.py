@@ -21,9 +21,9 @@ from ..errors import OutputError
 from ..io.hadoopfs import qualify
 from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
 from ..io.writer import check_unique_ids, read_written, write_split
-from ..schema import REMOVED_BY
+from ..schema import N_TOKENS, REMOVED_BY, TEXT
 from .commit import StagedOutput, read_manifest
-from .manifest import check_balance, stage_table, versions
+from .manifest import add_volume, check_balance, stage_table, versions
 from .plan import Plan, PlannedStage, digest
 from .stage import StageContext, WriteParams, Written, resolve_deferred
 
@@ -123,8 +123,10 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             for part in segment:
                 df = part.spec.run(ctx.for_stage(part.label), df, part.params)
             done.reports.update(ctx.take_reports())
+            observation = None
             if end.kind == "write":
                 df = _with_earlier_removals(spark, df, done.checkpoints)
+                df, observation = _observed(df, [st.label for st in plan.stages])
             counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
                                  params.compression, audit=plan.audit_columns(index))
             check_unique_ids(spark, out.path, dest)
@@ -134,6 +136,7 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             check_balance(seg_rows, counts["kept"])
             if end.kind == "write":
                 check_every_row_once(done.stage_rows + seg_rows, counts)
+                add_volume(done.stage_rows + seg_rows, _volume(observation, [st.label for st in plan.stages]))
             manifest = _manifest(spark, plan, dest, fingerprint, params, counts, done, seg_rows, seg_started)
             manifest["output"].update(summaries(plan.stages[: index + 1], Written(spark, out.path,
                                                                                  *read_written(spark, out.path))))
@@ -148,8 +151,43 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     finally:
         spark.sparkContext.setLocalProperty("callSite.short", None)
     ctx.committed()
+    # one line per finished segment (the stages Spark ran as one plan): each stage's counts, the time
+    log.info("done in %.1f s: %s", time.time() - seg_started,
+             ", ".join(f"{r['stage']} {r['rows_in']:,} -> {r['rows_out']:,}" for r in seg_rows))
     done.manifest = manifest
     return seg_rows
+
+
+def _observed(df: DataFrame, labels: list[str]):
+    """``df`` with Spark's `observe`: characters (and tokens) kept and removed per stage, summed by the write
+    itself (no extra pass over the data)."""
+    from pyspark.sql import Observation
+
+    gone = F.col(REMOVED_BY)
+    exprs = [F.sum(F.when(gone.isNull(), F.length(TEXT))).alias("kept_chars")]
+    exprs += [F.sum(F.when(gone.startswith(f"{label}:"), F.length(TEXT))).alias(f"c{i}")
+              for i, label in enumerate(labels)]
+    if N_TOKENS in df.columns:
+        exprs.append(F.sum(F.when(gone.isNull(), F.col(N_TOKENS))).alias("kept_tokens"))
+        exprs += [F.sum(F.when(gone.startswith(f"{label}:"), F.col(N_TOKENS))).alias(f"t{i}")
+                  for i, label in enumerate(labels)]
+    if TEXT not in df.columns:
+        return df, None
+    observation = Observation("tokenmill_volume")
+    return df.observe(observation, *exprs), observation
+
+
+def _volume(observation, labels: list[str]) -> dict:
+    """The observed sums as {kept_chars, removed_chars: {stage: n}, kept_tokens, removed_tokens}."""
+    if observation is None:
+        return {}
+    got = observation.get
+    out: dict = {"kept_chars": got.get("kept_chars") or 0,
+                 "removed_chars": {label: got.get(f"c{i}") for i, label in enumerate(labels)}}
+    if "kept_tokens" in got:
+        out["kept_tokens"] = got.get("kept_tokens") or 0
+        out["removed_tokens"] = {label: got.get(f"t{i}") for i, label in enumerate(labels)}
+    return out
 
 
 def _keeps_removed(plan: Plan) -> bool:

@@ -109,14 +109,15 @@ def funnel(manifest: dict) -> str:
                         [sum(s["removed"].values()) for s in stages], "The funnel: documents through each stage",
                         ("rows out", "removed here"))
     rows = [[s["stage"], s["name"], s["kind"], s["rows_in"], sum(s["removed"].values()), s["rows_out"],
+             s.get("chars_out"), s.get("tokens_out"),
              ", ".join(f"{k} {v:,}" for k, v in sorted(s["removed"].items()))] for s in stages]
     by_source = manifest.get("output", {}).get("removed_by_reason_and_source", {})
     sources = sorted({src for v in by_source.values() for src in v} | set(manifest["output"].get("rows_by_source", {})))
     src_rows = [[reason] + [by_source[reason].get(s, 0) for s in sources] for reason in sorted(by_source)]
     src_rows.append(["kept"] + [manifest["output"].get("rows_by_source", {}).get(s, 0) for s in sources])
     return ("<h2>Funnel</h2>" + _img(fig, "funnel") +
-            _table(["stage", "kind of stage", "", "rows in", "removed", "rows out", "removed by reason"], rows,
-                   "funnel") +
+            _table(["stage", "kind of stage", "", "rows in", "removed", "rows out", "characters out", "tokens out",
+                    "removed by reason"], rows, "funnel") +
             "<h3>Removals by reason and source</h3>" + _table(["reason"] + sources, src_rows))
 
 
