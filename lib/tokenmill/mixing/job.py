@@ -62,6 +62,8 @@ def build_job(args: argparse.Namespace) -> int:
     print(f"\nshards   {result.output}/data   ({state})")
     print(f"plan     {result.output}/plan.json")
     print(f"manifest {result.output}/manifest.json")
+    if result.manifest.get("report"):
+        print(f"report   {result.manifest['report']}")
     return 0
 
 
