@@ -65,12 +65,10 @@ def open_run(output: str | os.PathLike, command: str) -> Run:
 
 def quality_rules(manifest: dict) -> pd.DataFrame:
     """Every thresholded rule the run's quality filters applied: stage, rule, signal, min, max, where from."""
-    rows = []
-    for label, rep in manifest.get("stage_reports", {}).items():
-        for rule in rep.get("rules", []) if isinstance(rep, dict) else []:
-            if isinstance(rule, dict) and rule.get("signal") and ("min" in rule or "max" in rule):
-                rows.append({"stage": label, "rule": rule["name"], "signal": rule["signal"],
-                             "min": rule.get("min"), "max": rule.get("max"), "source": rule.get("source", "")})
+    from .html import thresholded_rules
+
+    rows = [{"stage": label, "rule": rule["name"], "signal": rule["signal"], "min": rule.get("min"),
+             "max": rule.get("max"), "source": rule.get("source", "")} for label, rule in thresholded_rules(manifest)]
     return pd.DataFrame(rows, columns=["stage", "rule", "signal", "min", "max", "source"])
 
 

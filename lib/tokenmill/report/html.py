@@ -159,14 +159,19 @@ def languages(manifest: dict, kept, removed) -> str:
     return "<h2>Languages</h2>" + "".join(parts) if parts else ""
 
 
-def quality(manifest: dict, kept, removed) -> str:
-    plt = _plt()
-    reports = manifest.get("stage_reports", {})
-    rules = []
-    for label, rep in reports.items():
+def thresholded_rules(manifest: dict) -> list[tuple[str, dict]]:
+    """(stage label, rule) of every rule with a signal and a min or max that the run's quality filters reported."""
+    out = []
+    for label, rep in manifest.get("stage_reports", {}).items():
         for rule in rep.get("rules", []) if isinstance(rep, dict) else []:
             if isinstance(rule, dict) and rule.get("signal") and ("min" in rule or "max" in rule):
-                rules.append((label, rule))
+                out.append((label, rule))
+    return out
+
+
+def quality(manifest: dict, kept, removed) -> str:
+    plt = _plt()
+    rules = thresholded_rules(manifest)
     failed = manifest.get("output", {}).get("quality", {}).get("failed_by_rule", {})
     if not rules and not failed:
         return ""
