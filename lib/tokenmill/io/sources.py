@@ -7,6 +7,8 @@ Parquet and staged Hugging Face datasets go through Spark's native Parquet reade
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -19,7 +21,7 @@ from ..errors import ConfigError, InputError
 from ..schema import DOCUMENT_SCHEMA, spark_stable_id
 from .fields import FieldMap, InstructMap, MediaMap, meta_key
 from .hub import DatasetCard, HubLocation
-from .paths import InputFile, common_root, expand, read_paths_manifest, relative_to_root
+from .paths import InputFile, common_root, expand, listed, read_paths_manifest, relative_to_root
 
 FILES_SCHEMA = T.StructType([
     T.StructField("path", T.StringType(), False),
@@ -136,17 +138,46 @@ class AudioSource(SourceBase):
 Source = Annotated[WarcSource | JsonlSource | ParquetSource | HFSource | AudioSource, Field(discriminator="format")]
 
 
+# Within `one_listing()` (a pipeline run) each source is listed once: the plan's listing (sizes, times, the
+# fingerprint) is the one the read stage spreads over tasks.
+_LISTINGS: ContextVar[dict | None] = ContextVar("tokenmill_listings", default=None)
+
+
+@contextmanager
+def one_listing(memo: dict | None = None):
+    """Inside, `list_files` lists each distinct source once and returns that listing again (kept in
+    ``memo``, e.g. a plan's, so a later scope with the same memo reuses it)."""
+    token = _LISTINGS.set({} if memo is None else memo) if _LISTINGS.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _LISTINGS.reset(token)
+
+
 def list_files(src: SourceBase, where: str) -> list[InputFile]:
-    """The source's files with sizes (used for the tasks and the manifest)."""
+    """The source's files with sizes (used for the tasks and the manifest): one listing per pattern; the
+    files of a Common Crawl paths manifest as it lists them."""
+    memo = _LISTINGS.get()
+    key = src.model_dump_json() if memo is not None else ""
+    if memo is not None and key in memo:
+        return memo[key]
     patterns = src.resolved_paths()
+    published = []
     if isinstance(src, WarcSource) and src.paths_manifest:
-        patterns += read_paths_manifest(src.paths_manifest, src.manifest_prefix, src.storage_options,
+        published = read_paths_manifest(src.paths_manifest, src.manifest_prefix, src.storage_options,
                                         src.limit_files)
-    if not patterns:
+    if not patterns and not published:
         raise ConfigError(f"{where}: give `paths`" + (" or `paths_manifest`" if isinstance(src, WarcSource) else "")
                           + " (or `path`, a local copy of a preset's dataset)")
-    files = expand(patterns, src.storage_options, where=f"{where}.paths")
-    return relative_to_root(files[: src.limit_files] if src.limit_files else files)
+    files = expand(patterns, src.storage_options, where=f"{where}.paths") if patterns else []
+    if published:
+        known = {f.path for f in files}
+        files = sorted(files + [f for f in listed(published) if f.path not in known], key=lambda f: f.path)
+    files = relative_to_root(files[: src.limit_files] if src.limit_files else files)
+    if memo is not None:
+        memo[key] = files
+    return files
 
 
 def file_splits(files: list[InputFile], split_bytes: int | None) -> list[tuple[InputFile, int, int]]:

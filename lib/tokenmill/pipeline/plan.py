@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from ..config import Strict, blame, conf_dirs, find_named_yaml, load_yaml, validate
 from ..errors import ConfigError
 from ..io.hadoopfs import qualify
-from ..io.sources import Source, list_files
+from ..io.sources import Source, list_files, one_listing
 from ..io.stamps import referenced_stamps
 from ..schema import CANONICAL_COLUMNS, INSTRUCT_COLUMNS, REMOVED_BY
 from .stage import StageParams, StageSpec, lookup
@@ -73,11 +73,13 @@ class Plan:
     raw: dict
     stages: list[PlannedStage] = field(default_factory=list)
     _inputs: list[dict] | None = None
+    listings: dict = field(default_factory=dict)  # each source's files, listed once (io.sources.one_listing)
 
     def inputs(self) -> list[dict]:
         """Every source's files with sizes and times (listed once; a missing path is a ConfigError)."""
         if self._inputs is None:
-            self._inputs = list_inputs(self.config, self.config_path)
+            with one_listing(self.listings):
+                self._inputs = list_inputs(self.config, self.config_path)
         return self._inputs
 
     def input_paths(self) -> list[str]:
@@ -216,7 +218,8 @@ def list_inputs(cfg: PipelineConfig, config_path: str) -> list[dict]:
             inputs.append({"source": src.name, "format": "hf", "dataset": src.dataset, "split": src.split})
             continue
         files = list_files(src, f"{config_path}: sources[{i}]")
+        unknown = sum(f.size < 0 for f in files)  # listed by a paths manifest, not stat-ed
         inputs.append({"source": src.name, "format": src.format, "n_files": len(files),
-                       "bytes": sum(f.size for f in files),
+                       "bytes": sum(max(f.size, 0) for f in files), **({"unknown_sizes": unknown} if unknown else {}),
                        "files": [{"path": f.path, "size": f.size, "mtime": f.mtime} for f in files]})
     return inputs

@@ -20,6 +20,7 @@ from .. import __version__
 from ..errors import OutputError
 from ..io.hadoopfs import qualify
 from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
+from ..io.sources import one_listing
 from ..io.writer import check_unique_ids, read_written, write_split
 from ..schema import N_TOKENS, REMOVED_BY, TEXT
 from .commit import StagedOutput, read_manifest
@@ -57,7 +58,7 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
     reason = protected_reason(cfg.work, plan.input_paths())
     if reason:
         raise OutputError(f"work_dir {cfg.work}: refusing to write there: {reason}")
-    with OutputLock(spark, cfg.output):
+    with OutputLock(spark, cfg.output), one_listing(plan.listings):  # the read spreads the plan's listing
         remove_stale_temps(spark, cfg.work)
         return _run_segments(spark, plan, force)
 
