@@ -92,7 +92,7 @@ def peek(src, where: str, work_dir: str, n: int) -> list[dict]:
         files = list_files(src, where)
         opts = JsonlOptions(source=src.name, fields=src.fields, on_error="skip", max_doc_bytes=src.max_doc_bytes,
                             storage_options=src.storage_options, container=src.container, records_key=src.records_key,
-                             explode=src.explode)
+                             explode=src.explode, retry=src.retry)
         out: list[dict] = []
         for f in files:
             for item in source_records(f.path, f.relpath, f.size, opts):
@@ -161,7 +161,7 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
     if src.format == "jsonl":
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=on_error, max_doc_bytes=src.max_doc_bytes,
                              storage_options=src.storage_options, container=src.container, records_key=src.records_key,
-                             explode=src.explode)
+                             explode=src.explode, retry=src.retry)
 
         from .fastmap import CHUNK_LINES, FastMapper
 
@@ -284,7 +284,7 @@ def _read_oasst1(spark: SparkSession, src, where: str, work_dir: str, opens, map
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=mapper.on_error,
                              max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
                              container=src.container, records_key=src.records_key,
-                             explode=src.explode)
+                             explode=src.explode, retry=src.retry)
         files = list_files(src, where)
         from ..io.sources import _files_frame
 

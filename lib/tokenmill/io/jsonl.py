@@ -12,9 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import fsspec
-
 from ..errors import InputError
+from .fetch import FetchError, RetryPolicy, open_input
 from .fields import FieldMap, as_meta_value, lookup, meta_key
 from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .records import Row, doc_row, skip_row
@@ -33,6 +32,7 @@ class JsonlOptions:
     records_key: str | None = None  # array: the key of the object that holds the records
     explode: str | None = None  # array: a list field of each record whose items are the rows
     column_names: tuple[str, ...] | None = None  # csv/tsv without a header line
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def unit(self) -> str:
@@ -49,7 +49,10 @@ def _problem(opts: JsonlOptions, path: str, where: str, reason: str, detail: str
 def read_jsonl_file(path: str, relpath: str, size: int, opts: JsonlOptions, start: int = 0,
                     end: int | None = None) -> Iterator[Row]:
     """Every line of one JSONL file (or of the lines starting in [start, end)) as a document or skip row."""
-    yield from _records_to_rows(source_records(path, relpath, size, opts, start, end), path, relpath, opts)
+    try:
+        yield from _records_to_rows(source_records(path, relpath, size, opts, start, end), path, relpath, opts)
+    except FetchError as exc:  # the network, not the file: lines read before the failure are kept
+        yield from _problem(opts, path, f"byte {exc.offset}", "fetch_failed", str(exc))
 
 
 def file_records(path: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int, dict] | Row]:
@@ -64,7 +67,7 @@ def file_records(path: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int
         if opts.container in ("csv", "tsv"):
             import pyarrow.csv as pcsv
 
-            with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:
+            with open_input(path, opts.storage_options, opts.retry, "infer") as handle:
                 tsv = opts.container == "tsv"
                 # TSV as datasets publish it (Common Voice, OpenSLR): a tab ends a field, quotes are text
                 table = pcsv.read_csv(
@@ -73,7 +76,7 @@ def file_records(path: str, size: int, opts: JsonlOptions) -> Iterator[tuple[int
                                                     newlines_in_values=not tsv))
             records = table.to_pylist()
         else:
-            with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as handle:
+            with open_input(path, opts.storage_options, opts.retry, "infer") as handle:
                 data = json.load(handle)
             if opts.records_key is not None:
                 if not isinstance(data, dict) or not isinstance(data.get(opts.records_key), list):
@@ -115,7 +118,7 @@ RANGE_CHUNK = 8 << 20
 def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterator[tuple[int, bytes]]:
     """Lines of a plain file that start in [start, end); line numbers count the newlines before ``start``
     (a sequential read of the prefix, at disk speed), so ids and messages match an unsplit read."""
-    with fsspec.open(path, "rb", **opts.storage_options) as handle:
+    with open_input(path, opts.storage_options, opts.retry) as handle:
         lineno = 0
         pos = 0
         while pos < start:  # newlines before the range
@@ -221,7 +224,7 @@ def json_lines(path: str, relpath: str, size: int, opts: JsonlOptions, start: in
     if size == 0:
         yield from _problem(opts, path, "line 0", "empty_file", "the file is empty")
         return
-    with fsspec.open(path, "rb", **opts.storage_options) as raw:
+    with open_input(path, opts.storage_options, opts.retry) as raw:
         gz = raw.read(3) == GZIP_MAGIC
     if (start, end) != (0, size):
         if gz:  # a gzip file named like a plain one: the first range reads it all
@@ -231,10 +234,10 @@ def json_lines(path: str, relpath: str, size: int, opts: JsonlOptions, start: in
         yield from _range_lines(path, opts, start, end)
         return
     if gz:
-        with fsspec.open(path, "rb", **opts.storage_options) as raw:
+        with open_input(path, opts.storage_options, opts.retry) as raw:
             yield from _gzip_lines(raw, path, relpath, opts)
         return
-    with fsspec.open(path, "rb", compression="infer", **opts.storage_options) as stream:
+    with open_input(path, opts.storage_options, opts.retry, "infer") as stream:
         # zstd readers have no readline; a BufferedReader gives every codec one (and big reads).
         handle = stream if path.endswith((".jsonl", ".json")) else io.BufferedReader(stream, 1 << 20)
         yield from _stream_lines(handle, path, opts)

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from .fetch import RetryPolicy, open_input
 from .paths import InputFile
 
 REMOTE_SCHEMES = ("hf", "http", "https")
@@ -18,8 +19,10 @@ def is_remote(path: str) -> bool:
     return urlparse(path).scheme in REMOTE_SCHEMES
 
 
-def stage_remote(spark: SparkSession, files: list[InputFile], work_dir: str, storage_options: dict) -> list[InputFile]:
-    """``files`` with the remote ones replaced by copies under ``work_dir`` (one Spark task per file)."""
+def stage_remote(spark: SparkSession, files: list[InputFile], work_dir: str, storage_options: dict,
+                 policy: RetryPolicy | None = None) -> list[InputFile]:
+    """``files`` with the remote ones replaced by copies under ``work_dir`` (one Spark task per file), each
+    fetched with retries (io/fetch.py); a file that still fails stops the job with its name."""
     remote = [f for f in files if is_remote(f.path)]
     if not remote:
         return files
@@ -39,7 +42,7 @@ def stage_remote(spark: SparkSession, files: list[InputFile], work_dir: str, sto
             if fs.exists(path) and fs.size(path) == size:
                 continue  # copied whole by an earlier run
             fs.makedirs(fs._parent(path), exist_ok=True)
-            with fsspec.open(src, "rb", **options) as reader, fs.open(path + ".part", "wb") as writer:
+            with open_input(src, options, policy) as reader, fs.open(path + ".part", "wb") as writer:
                 shutil.copyfileobj(reader, writer, 8 << 20)
             fs.mv(path + ".part", path)
             yield dst

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
+from pyspark import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -19,6 +20,7 @@ from pyspark.sql import types as T
 from ..config import Strict
 from ..errors import ConfigError, InputError
 from ..schema import DOCUMENT_SCHEMA, spark_stable_id
+from .fetch import RetryPolicy
 from .fields import FieldMap, InstructMap, MediaMap, meta_key
 from .hub import DatasetCard, HubLocation
 from .paths import InputFile, common_root, expand, listed, read_paths_manifest, relative_to_root
@@ -44,6 +46,7 @@ class SourceBase(Strict):
     storage_options: dict = Field(default_factory=dict)
     max_doc_bytes: int = Field(default=10 << 20, gt=0)
     limit_files: int | None = Field(default=None, gt=0)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)  # remote files: retries, backoff, timeout
     # A named dataset (source presets): its files on the hub, or under `path`, a local mirror of the
     # repository; `paths`, when given, wins over both.
     hub: HubLocation | None = None
@@ -202,18 +205,50 @@ def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int |
 def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None, schema: T.StructType = DOCUMENT_SCHEMA,
                  arrow_schema=None, split_bytes: int | None = None) -> DataFrame:
     """One task per file or byte range: ``read_one(path, relpath, size, start, end)`` yields row dicts of
-    ``schema`` (documents and skips), sent on in Arrow batches."""
+    ``schema`` (documents and skips), sent on in Arrow batches. ``opens`` (a `read_stats` accumulator)
+    counts the files opened and what fetching each took (retries, resumes, failures)."""
+    from .fetch import take_stats
     from .records import logged_skips, to_batches
 
     def run(batches):
         for batch in batches:
             for path, relpath, size, start, end in zip(*(batch.column(i).to_pylist() for i in range(5)), strict=True):
-                if opens is not None and start == 0:
-                    opens.add(1)
                 rows = read_one(path, relpath, size, start, end)
                 yield from to_batches(logged_skips(rows, path), schema=arrow_schema)
+                if opens is not None:
+                    fetched = take_stats(path)
+                    opens.add({"files_opened": int(start == 0),
+                               "fetch": {path: fetched.as_dict()} if fetched else {}})
 
     return _files_frame(spark, files, split_bytes).mapInArrow(run, schema)
+
+
+class ReadStats(AccumulatorParam):
+    """Accumulates {"files_opened": n, "fetch": {path: {retries, resumes, restarts, failed}}} over tasks."""
+
+    def zero(self, value):
+        return {"files_opened": 0, "fetch": {}}
+
+    def addInPlace(self, a, b):
+        fetch = dict(a["fetch"])
+        for path, rec in b["fetch"].items():
+            old = fetch.get(path)
+            fetch[path] = rec if old is None else {k: (old.get(k, 0) + v if isinstance(v, int) else v)
+                                                   for k, v in rec.items()}
+        return {"files_opened": a["files_opened"] + b["files_opened"], "fetch": fetch}
+
+
+def read_stats(spark: SparkSession):
+    """An accumulator for `stream_frame`'s ``opens``."""
+    return spark.sparkContext.accumulator({"files_opened": 0, "fetch": {}}, ReadStats())
+
+
+def fetch_report(value: dict, listed: int = 100) -> dict:
+    """The manifest's view of fetching: totals, and the files that needed retries (the first ``listed``)."""
+    fetch = value["fetch"]
+    total = {k: sum(int(r.get(k, 0)) for r in fetch.values()) for k in ("retries", "resumes", "restarts", "failed")}
+    files = dict(sorted(fetch.items())[:listed])
+    return {"fetch": {"files_retried": len(fetch), **total, "files": files}}
 
 
 def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, opens) -> DataFrame:
@@ -222,7 +257,7 @@ def _read_warc(spark: SparkSession, src: WarcSource, where: str, work_dir: str, 
     opts = WarcOptions(source=src.name, kind=src.format, extractor=src.extractor,
                        main_content=src.main_content, content_types=tuple(src.content_types),
                        max_record_bytes=src.max_doc_bytes, on_error=src.on_error,
-                       length_mismatch=src.length_mismatch, storage_options=src.storage_options)
+                       length_mismatch=src.length_mismatch, storage_options=src.storage_options, retry=src.retry)
     return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_warc_file(p, s, opts, r), opens)
 
 
@@ -235,7 +270,7 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
                         container=src.container, records_key=src.records_key, explode=src.explode,
-                        column_names=tuple(src.column_names) if src.column_names else None)
+                        column_names=tuple(src.column_names) if src.column_names else None, retry=src.retry)
     return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
                         opens, split_bytes=src.task_bytes())
 
@@ -277,7 +312,7 @@ def parquet_files(spark: SparkSession, src: SourceBase, where: str, work_dir: st
     """The source's Parquet files where Spark can read them: remote ones (hf://, http) copied to the work folder."""
     from .remote import stage_remote
 
-    return stage_remote(spark, list_files(src, where), work_dir, src.storage_options)
+    return stage_remote(spark, list_files(src, where), work_dir, src.storage_options, src.retry)
 
 
 def _read_parquet(spark: SparkSession, src: ParquetSource, where: str, work_dir: str, opens) -> DataFrame:

@@ -13,9 +13,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import fsspec
-
 from ..errors import InputError
+from .fetch import FetchError, RetryPolicy, open_input
 from .gzmembers import GZIP_MAGIC, Gap, GzipMembers
 from .html import decode, extract_text
 from .records import Row, doc_row, skip_row
@@ -42,6 +41,7 @@ class WarcOptions:
     on_error: str = "skip"
     length_mismatch: str = "keep"  # keep: read to the true record end and note it in meta; skip: a counted skip
     storage_options: dict = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class _File:
@@ -69,13 +69,16 @@ def read_warc_file(path: str, size: int, opts: WarcOptions, relpath: str | None 
     if size == 0:
         yield from f.problem("byte 0", "empty_file", "the file is empty")
         return
-    with fsspec.open(path, "rb", **opts.storage_options) as handle:
-        head = handle.read(3)
-        handle.seek(0)
-        if head == GZIP_MAGIC:
-            yield from _gzip_file(handle, f)
-        else:
-            yield from _plain_file(handle, f)
+    try:
+        with open_input(path, opts.storage_options, opts.retry) as handle:
+            head = handle.read(3)
+            handle.seek(0)
+            if head == GZIP_MAGIC:
+                yield from _gzip_file(handle, f)
+            else:
+                yield from _plain_file(handle, f)
+    except FetchError as exc:  # the network, not the file: records read before the failure are kept
+        yield from f.problem(f"byte {exc.offset}", "fetch_failed", str(exc))
 
 
 def _plain_file(handle, f: _File) -> Iterator[Row]:

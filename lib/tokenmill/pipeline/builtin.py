@@ -9,7 +9,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..io.sources import read_source
+from ..io.sources import fetch_report, read_source, read_stats
 from ..schema import CANONICAL_COLUMNS, META, REMOVED_BY, SOURCE
 from .stage import (
     Deferred,
@@ -42,10 +42,12 @@ def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFr
     """Read every configured source into the canonical schema; bad records become counted skips."""
     frames = []
     # Counts every file a task opens: equal to the number of files unless something reads the input twice.
-    opens = ctx.spark.sparkContext.accumulator(0)
+    opens = read_stats(ctx.spark)
     for i, src in enumerate(ctx.sources):
         frames.append(read_source(ctx.spark, src, f"{ctx.config_path}: sources[{i}]", ctx.work_dir, opens))
-    ctx.report("files_opened", Deferred(lambda: opens.value))
+    ctx.report("files_opened", Deferred(lambda: opens.value["files_opened"]))
+    # remote files that needed retries (throttling, resets), resumed reads, and files given up
+    ctx.report("fetch", Deferred(lambda: fetch_report(opens.value)["fetch"]))
     # Sources may carry different extra columns (an `audio` struct, instruction columns): missing ones are null.
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
