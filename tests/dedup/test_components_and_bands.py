@@ -34,6 +34,24 @@ def test_components_converge_to_stars_around_the_smallest_id(spark):
         components(_edges(spark, path), max_rounds=1)
 
 
+def test_hubs_meet_their_neighbourhood_in_a_broadcast_join_with_the_same_components(spark):
+    """A page copied 400 times links its copies to one vertex: a hub. Its edges take the broadcast side of
+    the join (the plan says so), and the components are those of the plain rounds."""
+    star = [(1000, 1001 + i) for i in range(400)]  # hub 1000, not the smallest id of its component
+    pairs = star + [(1001, 7), (7, 3)] + [(i, i + 1) for i in range(20, 32)]
+    plain, plain_log = components(_edges(spark, pairs), max_rounds=20)
+    hubbed, hub_log = components(_edges(spark, pairs), max_rounds=20, hub_degree=50)
+    want = {**{n: 3 for n in [3, 7, 1000] + list(range(1001, 1401))}, **{i: 20 for i in range(20, 33)}}
+    assert {r["node"]: r["root"] for r in plain.collect()} == want  # small: 418 nodes
+    assert {r["node"]: r["root"] for r in hubbed.collect()} == want
+    assert "hubs" not in plain_log["log"][0]
+    assert hub_log["log"][0]["hubs"] == 1  # vertex 1000 with 401 edges
+    assert all(r.get("hubs", 0) >= 1 for r in hub_log["log"][1:])  # from round 1 on, root 3 holds the star
+    hubs = spark.createDataFrame([(1000,)], "u long")
+    plan = large_star(_edges(spark, star), hubs)._jdf.queryExecution().executedPlan().toString()
+    assert "BroadcastHashJoin" in plan
+
+
 def test_minhash_bands_job_choice_and_curve():
     text = format_bands(0.8, 112)
     b, r, _, _ = choose_bands(0.8, 112)

@@ -18,6 +18,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
+from ..checkpoints import materialize
 from ..errors import ConfigError
 from ..io.artifacts import ship_dir, ship_file
 from ..pipeline.stage import Deferred, StageContext, live, mark_removed, register
@@ -126,7 +127,7 @@ def quality_select(ctx: StageContext, df: DataFrame, params: SelectParams) -> Da
         if params.bucket_edges is not None:
             edges = list(params.bucket_edges)
         else:
-            out = out.localCheckpoint()  # the scores are computed once for the quantiles and the output
+            out = materialize(out)  # the scores are computed once for the quantiles and the output
             edges = quantiles(out, score, [k / params.buckets for k in range(1, params.buckets)], params.relative_error)
         tier = sum(F.when(F.col(score) >= F.lit(e), 1).otherwise(0) for e in edges) + F.lit(1)
         report["edges"] = edges
@@ -138,7 +139,7 @@ def quality_select(ctx: StageContext, df: DataFrame, params: SelectParams) -> Da
         report["threshold"] = params.threshold
         reason = "below_threshold"
     elif params.method == "percentile":
-        out = out.localCheckpoint()
+        out = materialize(out)
         assert params.keep_top is not None
         cut = quantiles(out, score, [1.0 - params.keep_top], params.relative_error)
         cutoff = cut[0] if cut else None

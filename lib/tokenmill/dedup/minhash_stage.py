@@ -30,12 +30,13 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..checkpoints import materialize
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..pipeline.commit import StagedOutput, committed_children, read_manifest
 from ..pipeline.stage import StageContext, live, mark_removed, register
 from ..schema import ID, SOURCE, TEXT
-from .components import components
+from .components import HUB_DEGREE, components
 from .minhash import (
     MinHashSpec,
     band_keys,
@@ -71,6 +72,7 @@ class MinHashDedupParams(SurvivorParams):
     # their centre, so a bucket of 10^5 pages costs 10^5 pairs, not 10^10.
     all_pairs_max: int = Field(default=32, ge=2)
     max_rounds: int = Field(default=40, ge=1)  # connected-components rounds before giving up
+    hub_degree: int = Field(default=HUB_DEGREE, ge=1)  # components: vertices with more edges are broadcast
     # Incremental dedup: a folder keeping the band table (Parquet, partitioned by band) and signatures of
     # earlier runs. New documents are deduplicated against it and against each other; documents of earlier
     # runs always survive. With update_index the run's new documents are staged in the index folder and
@@ -173,14 +175,14 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     if index:
         params = _check_index_spec(spark, index, params)
     indexed = index_runs(spark, index) if index else []
-    sigs = signature_frame(df, params).where("has_shingles").localCheckpoint()
+    sigs = materialize(signature_frame(df, params).where("has_shingles"))
     buckets, all_sigs, old_ids = _band_rows(spark, sigs, indexed)
     shared, edges, n_candidates = _candidate_edges(buckets, params.all_pairs_max)
     sets = None
     if params.verify != "none":
         edges, sets = _verified(edges, df, all_sigs, params, bool(indexed))
     n_verified = edges.count()
-    roots, cc_log = components(edges, params.max_rounds)
+    roots, cc_log = components(edges, params.max_rounds, keep=materialize, hub_degree=params.hub_degree)
     decided, csize = _survivors(sigs, roots, old_ids, params)
     if params.verify != "none":
         roots, decided, csize, cc_log["left_cluster"] = _checked_against_survivor(
@@ -251,10 +253,10 @@ def _candidate_edges(buckets: DataFrame, all_pairs_max: int) -> tuple[DataFrame,
     published), else the smallest id. The aggregation combines map-side, so a huge bucket is not one task's
     work; the table of shared buckets is materialised (it also feeds the report), so adaptive execution sees
     its real size: broadcast when small, and its skew-join split of oversized buckets when not."""
-    shared = (buckets.groupBy("band", "key").agg(
+    shared = materialize(buckets.groupBy("band", "key").agg(
         F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
         F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
-        .where((F.col("size") > 1) & (F.col("n_new") > 0)).localCheckpoint())
+        .where((F.col("size") > 1) & (F.col("n_new") > 0)))
     members = buckets.join(shared, ["band", "key"])
     small = members.where(F.col("size") <= all_pairs_max).select("band", "key", ID, "old")
     a, b = small.alias("a"), small.alias("b")
@@ -263,7 +265,7 @@ def _candidate_edges(buckets: DataFrame, all_pairs_max: int) -> tuple[DataFrame,
              .select(F.col(f"a.{ID}").alias("u"), F.col(f"b.{ID}").alias("v")))
     stars = (members.where((F.col("size") > all_pairs_max) & ~F.col("old") & (F.col(ID) != F.col("center")))
              .select(F.col(ID).alias("u"), F.col("center").alias("v")))
-    edges = pairs.unionByName(stars).distinct().localCheckpoint()
+    edges = materialize(pairs.unionByName(stars).distinct())
     return shared, edges, edges.count()
 
 
@@ -296,9 +298,9 @@ def _verified(edges: DataFrame, df: DataFrame, all_sigs: DataFrame, params: MinH
     est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
                       lambda acc, x: acc + x) / F.lit(params.num_perm)
     if params.verify == "estimate":
-        return edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v").localCheckpoint(), None
+        return materialize(edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v")), None
     nodes = edges.select(F.col("u").alias(ID)).union(edges.select(F.col("v").alias(ID))).distinct()
-    sets = _shingle_sets(df.where(live(df)).join(nodes, ID, "left_semi"), params).localCheckpoint()
+    sets = materialize(_shingle_sets(df.where(live(df)).join(nodes, ID, "left_semi"), params))
     inter = F.size(F.array_intersect("sa", "sb"))
     exact = inter / (F.size("sa") + F.size("sb") - inter)
     both = (edges.join(sets.select(F.col(ID).alias("u"), F.col("sh").alias("sa")), "u")
@@ -307,7 +309,7 @@ def _verified(edges: DataFrame, df: DataFrame, all_sigs: DataFrame, params: MinH
     if indexed:
         rest = edges.join(both.select("u", "v"), ["u", "v"], "left_anti")
         kept = kept.unionByName(rest.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v"))
-    return kept.localCheckpoint(), sets
+    return materialize(kept), sets
 
 
 def _pair_similar(pairs: DataFrame, sets: DataFrame | None, all_sigs: DataFrame, params: MinHashDedupParams,
@@ -343,18 +345,18 @@ def _checked_against_survivor(roots: DataFrame, decided: DataFrame, csize: DataF
     components chain A ~ B ~ C into one cluster although A and C may differ; a member below the threshold
     with its cluster's survivor leaves the cluster and stays (nothing kept is like it; the survivor is
     unchanged, so one pass suffices). (roots, decided, sizes, members that left)."""
-    decided = decided.localCheckpoint()  # read here, by the estimate and by the output
+    decided = materialize(decided)  # read here, by the estimate and by the output
     removed = decided.where("__removed").select(F.col(ID).alias("u"), F.col("__keep").alias("v"))
-    far = (_pair_similar(removed, sets, all_sigs, params, old_ids is not None).where(~F.col("similar"))
-           .select(F.col("u").alias("node"))).localCheckpoint()
+    far = materialize(_pair_similar(removed, sets, all_sigs, params, old_ids is not None).where(~F.col("similar"))
+                      .select(F.col("u").alias("node")))
     n_far = far.count()
     if n_far == 0:
         return roots, decided, csize, 0
     kept = roots.join(far, "node", "left_anti")
     sizes = kept.groupBy("root").agg(F.count(F.lit(1)).alias("n"), F.min("node").alias("new_root"))
-    roots = kept.join(sizes.where("n > 1"), "root").select("node", F.col("new_root").alias("root")).localCheckpoint()
+    roots = materialize(kept.join(sizes.where("n > 1"), "root").select("node", F.col("new_root").alias("root")))
     decided, csize = _survivors(sigs, roots, old_ids, params)
-    return roots, decided.localCheckpoint(), csize, n_far
+    return roots, materialize(decided), csize, n_far
 
 
 def _survivors(sigs: DataFrame, roots: DataFrame, old_ids: DataFrame | None, params: MinHashDedupParams
@@ -483,7 +485,7 @@ def _stage_index(ctx: StageContext, sigs: DataFrame, indexed: list[str], index: 
         known = read_index(spark, indexed, "signatures").select(ID)
         before = known.count()
         fresh = sigs.join(known, ID, "left_anti")
-    fresh = fresh.localCheckpoint()
+    fresh = materialize(fresh)
     if fresh.isEmpty():  # nothing new: no run to add (an empty band table could not be read back)
         return {"path": index, "added_documents": 0, "documents": before}
     run = StagedOutput(spark, f"{index}/runs/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")

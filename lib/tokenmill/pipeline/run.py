@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import __version__
+from ..checkpoints import remove_checkpoints, use_work_dir
 from ..errors import OutputError
 from ..io.hadoopfs import qualify
 from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
@@ -60,7 +61,11 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
         raise OutputError(f"work_dir {cfg.work}: refusing to write there: {reason}")
     with OutputLock(spark, cfg.output), one_listing(plan.listings):  # the read spreads the plan's listing
         remove_stale_temps(spark, cfg.work)
-        return _run_segments(spark, plan, force)
+        use_work_dir(spark, cfg.work)  # reliable mid-stage checkpoints (on a cluster) go to the work folder
+        try:
+            return _run_segments(spark, plan, force)
+        finally:
+            remove_checkpoints(spark, cfg.work)
 
 
 def _run_segments(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
