@@ -36,6 +36,32 @@ def test_parquet_files_of_the_same_name_in_different_folders_keep_unique_ids(spa
     assert row["id"] == stable_id("pq", "lang=de/part-0.parquet:3")
 
 
+def test_one_big_parquet_file_is_read_by_several_tasks_with_the_ids_of_a_whole_read(spark, tmp_path):
+    """Spark splits a Parquet file at row-group boundaries (spark.sql.files.maxPartitionBytes, 128 MiB by
+    default): one multi-GB file is not one task. Ids (relative path + row index in the file) are the same
+    whichever task reads a row."""
+    from tokenmill.io.sources import ParquetSource, read_source
+
+    (tmp_path / "pq").mkdir()
+    texts = [f"document {i} " + "words of filler text " * 30 for i in range(8000)]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "pq" / "big.parquet", row_group_size=500,
+                   compression="none")
+    src = ParquetSource(name="pq", format="parquet", paths=[str(tmp_path / "pq")])
+    before = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(1 << 20))  # the file is ~5 MB: 16 row groups
+    try:
+        df = read_source(spark, src, "sources[0]", str(tmp_path / "work"))
+        sizes = df.rdd.glom().map(len).collect()  # small: one count per partition
+        rows = {r["text"]: r["id"] for r in df.select("id", "text").collect()}  # small: 8,000 rows
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", before)
+    assert len([n for n in sizes if n]) >= 4 and sum(sizes) == 8000
+    assert all(n % 500 == 0 for n in sizes)  # whole row groups per task
+    assert rows[texts[0]] == stable_id("pq", "big.parquet:0")
+    assert rows[texts[7777]] == stable_id("pq", "big.parquet:7777")
+    assert len(set(rows.values())) == 8000
+
+
 def test_jsonl_globs_with_equal_file_names_keep_unique_ids(spark, tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
