@@ -46,6 +46,7 @@ JOB_MODULES = (
     "tokenmill.instruct.job",  # validate_dataset, convert_format, split_dataset, filter_dataset, export
     "tokenmill.multimodal.job",  # audio_features, image_text
     "tokenmill.report.job",  # explain, diff
+    "tokenmill.pipeline.gc",  # gc
 )
 
 _loaded: set[str] = set()

@@ -488,7 +488,9 @@ def _stage_index(ctx: StageContext, sigs: DataFrame, indexed: list[str], index: 
     fresh = materialize(fresh)
     if fresh.isEmpty():  # nothing new: no run to add (an empty band table could not be read back)
         return {"path": index, "added_documents": 0, "documents": before}
-    run = StagedOutput(spark, f"{index}/runs/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
+    # a fresh, unique folder: on an object store it is written in place, committed by its own manifest
+    run = StagedOutput(spark, f"{index}/runs/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
+                       unique=True)
     (fresh.select(ID, F.posexplode("bands").alias("band", "key")).write.mode("overwrite")
      .partitionBy("band").parquet(f"{run.path}/bands"))
     fresh.select(ID, "sig").write.mode("overwrite").parquet(f"{run.path}/signatures")

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..io.outputs import check_destination
-from ..pipeline.commit import StagedOutput, read_manifest
+from ..pipeline.commit import StagedOutput, read_manifest, resolve_data
 from ..schema import ID, SOURCE, SPLIT, TEXT
 from .formats import USE_COLUMNS, use_of
 
@@ -49,7 +49,7 @@ def export_output(folder: str, fmt: str, output: str, push_to_hub: str | None = 
         if manifest is None:
             raise ConfigError(f"export --input {folder}: not a committed tokenmill output (no manifest.json / _SUCCESS)")
         check_destination(spark, output, "export output", [folder])
-        df = spark.read.parquet(f"{src}/data")
+        df = spark.read.parquet(resolve_data(spark, f"{src}/data"))
         cols = export_columns(df.columns, manifest)
         df = df.select(*cols)
         splits = _splits(spark, df)

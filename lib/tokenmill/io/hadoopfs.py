@@ -1,6 +1,6 @@
-"""File operations on the filesystem Spark writes to (local, HDFS, S3A, GCS...) via Hadoop's FileSystem API.
-
-Used from the driver for the atomic rename of finished output, markers and manifests.
+"""File operations on the filesystem Spark writes to (local, HDFS, S3A, GCS...) via Hadoop's FileSystem API,
+from the driver: commits, markers, manifests, pointers. A scheme the JVM has no FileSystem for (`s3://`
+through s3fs where the cluster has no hadoop-aws, `memory://`) is served by fsspec with the same methods.
 """
 
 from __future__ import annotations
@@ -16,7 +16,27 @@ def qualify(path: str) -> str:
     return path if urlparse(path).scheme and len(urlparse(path).scheme) > 1 else os.path.abspath(path)
 
 
+_JVM_SCHEMES: dict[str, bool] = {}
+
+
+def _jvm_has(spark: SparkSession, path: str) -> bool:
+    """Whether the JVM has a Hadoop FileSystem for ``path``'s scheme (cached per scheme)."""
+    scheme = urlparse(qualify(path)).scheme or "file"
+    if scheme not in _JVM_SCHEMES:
+        try:
+            spark._jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass(scheme, spark._jsc.hadoopConfiguration())
+            _JVM_SCHEMES[scheme] = True
+        except Exception:  # noqa: BLE001 - UnsupportedFileSystemException from the JVM
+            _JVM_SCHEMES[scheme] = False
+    return _JVM_SCHEMES[scheme]
+
+
 class HadoopFS:
+    def __new__(cls, spark: SparkSession, path: str):
+        if cls is HadoopFS and not _jvm_has(spark, path):
+            return FsspecFS(path)
+        return super().__new__(cls)
+
     def __init__(self, spark: SparkSession, path: str):
         jvm = spark._jvm
         self._jvm = jvm
@@ -117,3 +137,68 @@ class HadoopFS:
         finally:
             stream.close()
         return bytes(data).decode("utf-8")
+
+
+class FsspecFS:
+    """HadoopFS's methods through fsspec, for schemes the JVM cannot open (see the module docstring)."""
+
+    def __init__(self, path: str, storage_options: dict | None = None):
+        import fsspec
+
+        self.fs, _ = fsspec.core.url_to_fs(path, **(storage_options or {}))
+
+    def _k(self, path: str) -> str:
+        return self.fs._strip_protocol(path)
+
+    def _url(self, key: str) -> str:
+        return self.fs.unstrip_protocol(key)
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(self._k(path)))
+
+    def delete(self, path: str) -> None:
+        if self.exists(path):
+            self.fs.rm(self._k(path), recursive=True)
+
+    def mkdirs(self, path: str) -> None:
+        self.fs.makedirs(self._k(path), exist_ok=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.fs.mv(self._k(src), self._k(dst), recursive=True)
+
+    def is_dir(self, path: str) -> bool:
+        return bool(self.fs.isdir(self._k(path)))
+
+    def _entries(self, path: str) -> list[dict]:
+        if not self.exists(path):
+            return []
+        return self.fs.ls(self._k(path), detail=True)
+
+    def list_names(self, path: str) -> list[str]:
+        return sorted(os.path.basename(e["name"].rstrip("/")) for e in self._entries(path))
+
+    def list_dirs(self, path: str) -> list[str]:
+        return sorted(os.path.basename(e["name"].rstrip("/")) for e in self._entries(path) if e["type"] == "directory")
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(self._url(k) for k in self.fs.glob(self._k(pattern)))
+
+    def create_new(self, path: str, text: str) -> bool:
+        if self.exists(path):
+            return False
+        self.write_text(path, text)
+        return True
+
+    def list_files(self, path: str, recursive: bool = True) -> list[tuple[str, int, int]]:
+        if not self.exists(path):
+            return []
+        found = self.fs.find(self._k(path), detail=True, maxdepth=None if recursive else 1)
+        return sorted((self._url(k), int(v.get("size") or 0), 0) for k, v in found.items())
+
+    def write_text(self, path: str, text: str) -> None:
+        with self.fs.open(self._k(path), "wb") as out:  # one PUT on an object store: atomic for readers
+            out.write(text.encode("utf-8"))
+
+    def read_text(self, path: str) -> str:
+        with self.fs.open(self._k(path), "rb") as handle:
+            return handle.read().decode("utf-8")

@@ -55,12 +55,12 @@ def _fingerprint(src) -> str:
 def stage_hf_dataset(spark, src, staging_dir: str) -> str:
     """Write the dataset split as Parquet shards under ``<staging_dir>/data`` (a committed folder, reused
     while the dataset's id, config, split, files and revision stay the same); returns the data folder."""
-    from ..pipeline.commit import StagedOutput, read_manifest
+    from ..pipeline.commit import StagedOutput, read_manifest, resolve_data
 
     fingerprint = _fingerprint(src)
     previous = read_manifest(spark, staging_dir)
     if previous is not None and previous.get("fingerprint") == fingerprint:
-        return f"{staging_dir.rstrip('/')}/data"
+        return resolve_data(spark, f"{staging_dir.rstrip('/')}/data")
     ds = _load(src)
     with StagedOutput(spark, staging_dir) as staged:
         shards = _write_shards(ds, src, f"{staged.path}/data")
@@ -68,7 +68,7 @@ def stage_hf_dataset(spark, src, staging_dir: str) -> str:
             raise ConfigError(f"hf source '{src.name}': split '{src.split}' of {src.dataset!r} is empty")
         staged.commit({"kind": "hf_staging", "fingerprint": fingerprint, "dataset": src.dataset,
                        "split": src.split, "shards": shards})
-    return f"{staging_dir.rstrip('/')}/data"
+    return resolve_data(spark, f"{staging_dir.rstrip('/')}/data")  # in a run folder when committed by pointer
 
 
 def _write_shards(ds, src, folder: str) -> int:

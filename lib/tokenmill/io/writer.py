@@ -3,10 +3,16 @@
 The frame is written a single time partitioned by `removed_by` (so kept files never store that column),
 into a folder the caller then commits (pipeline/commit.py). Removed rows keep their identity, reason and
 the audit columns the stages declare; nothing here knows any stage.
+
+Where the folder is already the files' final place (pointer commits on object stores, where a move is a
+copy) nothing is moved: kept rows stay in `rows/removed_by=__HIVE_DEFAULT_PARTITION__/`, removed rows in
+the other `rows/removed_by=<reason>/` folders, and the manifest's `output.data` / `output.removed` (with
+`removed_mixed`: the removed folder also holds the kept partition) say where. `OutputPaths` reads both.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,10 +28,48 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 IDENTITY = (ID, SOURCE, URL, REMOVED_BY)
 
 
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where a written folder's kept and removed rows are."""
+
+    data: str
+    removed: str
+    removed_mixed: bool = False  # `removed` also holds the kept partition (removed_by null): filter it out
+
+    @classmethod
+    def of(cls, dest: str, in_place: bool = False) -> OutputPaths:
+        dest = qualify(dest).rstrip("/")
+        if in_place:
+            return cls(f"{dest}/rows/{REMOVED_BY}={NULL_PARTITION}", f"{dest}/rows", True)
+        return cls(f"{dest}/data", f"{dest}/removed")
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, dest: str) -> OutputPaths:
+        out = manifest.get("output") or {}
+        if out.get("data") and out.get("removed"):
+            return cls(out["data"], out["removed"], bool(out.get("removed_mixed")))
+        return cls.of(dest)
+
+    def as_manifest(self) -> dict:
+        return {"data": self.data, "removed": self.removed, **({"removed_mixed": True} if self.removed_mixed else {})}
+
+    def has_removed(self, spark: SparkSession) -> bool:
+        names = HadoopFS(spark, self.removed).list_dirs(self.removed)
+        return any(n != f"{REMOVED_BY}={NULL_PARTITION}" for n in names) if self.removed_mixed else bool(names)
+
+    def read_removed(self, spark: SparkSession) -> DataFrame | None:
+        """The removed rows (None when there are none), `removed_by` from the folder names."""
+        if not self.has_removed(spark):
+            return None
+        df = spark.read.option("mergeSchema", "true").parquet(self.removed)
+        return df.where(F.col(REMOVED_BY).isNotNull()) if self.removed_mixed else df
+
+
 def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed: bool,
-                max_rows_per_file: int = 0, compression: str = "zstd", audit: set[str] | frozenset = frozenset()
-                ) -> dict:
-    """Write ``df`` under ``dest`` (a temporary folder) and return the counts read back from it.
+                max_rows_per_file: int = 0, compression: str = "zstd", audit: set[str] | frozenset = frozenset(),
+                in_place: bool = False) -> dict:
+    """Write ``df`` under ``dest`` (a temporary folder, or with ``in_place`` its final one: nothing is
+    moved) and return the counts read back from it.
 
     Without ``keep_removed``, removed rows keep only their identity, the ``audit`` columns and the
     partition columns; their other columns are written as nulls."""
@@ -46,6 +90,12 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
         writer = writer.option(f"parquet.enable.dictionary#{path}", "false")
     if max_rows_per_file:
         writer = writer.option("maxRecordsPerFile", max_rows_per_file)
+    paths = OutputPaths.of(dest, in_place)
+    if in_place:
+        writer.partitionBy(REMOVED_BY, *partition_by).parquet(paths.removed)
+        if not HadoopFS(spark, dest).exists(paths.data):  # nothing kept: still a readable, empty dataset
+            spark.createDataFrame([], df.drop(REMOVED_BY).schema).write.parquet(paths.data)
+        return count_written(spark, paths)
     staging = f"{dest}/_all"
     writer.partitionBy(REMOVED_BY, *partition_by).parquet(staging)
 
@@ -61,7 +111,7 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
     if not fs.exists(f"{dest}/data"):  # nothing kept: still a readable, empty dataset
         kept_schema = df.drop(REMOVED_BY).schema  # partition columns stay, as plain columns
         spark.createDataFrame([], kept_schema).write.parquet(f"{dest}/data")
-    return count_written(spark, dest)
+    return count_written(spark, paths)
 
 
 # Columns of free text and unique keys: a dictionary page never pays off for them (Parquet fills one, finds
@@ -84,35 +134,33 @@ def plain_columns(schema: T.StructType, prefix: str = "") -> list[str]:
     return out
 
 
-def count_written(spark: SparkSession, dest: str) -> dict:
+def count_written(spark: SparkSession, paths: OutputPaths | str) -> dict:
     """Rows kept per source and removed per (reason, source), read back from the written Parquet."""
-    kept = spark.read.parquet(f"{dest}/data")
+    paths = paths if isinstance(paths, OutputPaths) else OutputPaths.of(paths)
+    kept = spark.read.parquet(paths.data)
     rows = kept.groupBy(SOURCE).agg(F.count("*").alias("n")).collect()  # small: one row per source
     by_source = {r[SOURCE]: r["n"] for r in rows}
     removed: dict[str, dict[str, int]] = {}
-    if HadoopFS(spark, dest).list_dirs(f"{dest}/removed"):
-        rows = (spark.read.option("mergeSchema", "true").parquet(f"{dest}/removed").groupBy(REMOVED_BY, SOURCE)
-                .agg(F.count("*").alias("n")).collect())  # small: one row per reason and source
+    gone = paths.read_removed(spark)
+    if gone is not None:
+        rows = gone.groupBy(REMOVED_BY, SOURCE).agg(F.count("*").alias("n")).collect()  # small: reasons x sources
         for r in rows:
             removed.setdefault(r[REMOVED_BY], {})[r[SOURCE]] = r["n"]
     return {"kept": sum(by_source.values()), "kept_by_source": dict(sorted(by_source.items())),
             "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
 
 
-def read_written(spark: SparkSession, dest: str) -> tuple[DataFrame, DataFrame | None]:
+def read_written(spark: SparkSession, paths: OutputPaths | str) -> tuple[DataFrame, DataFrame | None]:
     """The kept and removed rows of a written folder (removed: None when nothing was removed)."""
-    kept = spark.read.parquet(f"{dest}/data")
-    has_removed = bool(HadoopFS(spark, dest).list_dirs(f"{dest}/removed"))
-    removed = spark.read.option("mergeSchema", "true").parquet(f"{dest}/removed") if has_removed else None
-    return kept, removed
+    paths = paths if isinstance(paths, OutputPaths) else OutputPaths.of(paths)
+    return spark.read.parquet(paths.data), paths.read_removed(spark)
 
 
-def check_unique_ids(spark: SparkSession, dest: str, shown_as: str, examples: int = 3) -> None:
+def check_unique_ids(spark: SparkSession, paths: OutputPaths | str, shown_as: str, examples: int = 3) -> None:
     """Fail if an id appears twice among the written rows (kept and removed): ids are unique in every
     output. Reads only the id column back, one aggregation; the error names ids and where they come from."""
-    fs = HadoopFS(spark, dest)
-    paths = [f"{dest}/data"] + ([f"{dest}/removed"] if fs.list_dirs(f"{dest}/removed") else [])
-    frames = [spark.read.parquet(p) for p in paths]
+    kept, removed = read_written(spark, paths)
+    frames = [kept] + ([removed] if removed is not None else [])
     if not all(META in df.columns for df in frames):
         return
     # Ids alone first (one narrow column); where they come from is read only for ids that repeat.

@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import ConfigError, TokenmillError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..io.outputs import OutputLock, check_destination
-from ..pipeline.commit import StagedOutput, read_manifest
+from ..pipeline.commit import StagedOutput, read_manifest, resolve_data
 from ..pipeline.manifest import versions
 from ..schema import ID, SOURCE, TEXT
 from ..text.hashing import unit_hash
@@ -53,7 +53,7 @@ def read_mix_source(spark: SparkSession, src: MixSource, where: str, extra: list
     if not src.path:
         raise ConfigError(f"{where}: source {src.name!r} needs `path` (its Parquet data) to be built")
     try:
-        df = spark.read.parquet(src.path)
+        df = spark.read.parquet(resolve_data(spark, src.path))
     except Exception as exc:
         raise ConfigError(f"{where}: source {src.name!r}: cannot read Parquet at {src.path} "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
@@ -267,7 +267,7 @@ def _input_fingerprint(spark: SparkSession, cfg: MixtureConfig) -> list:
         if manifest and manifest.get("fingerprint"):
             out.append({"source": s.name, "pipeline_fingerprint": manifest["fingerprint"]})
         else:
-            files = HadoopFS(spark, s.path).list_files(s.path)
+            files = HadoopFS(spark, s.path).list_files(resolve_data(spark, s.path))
             out.append({"source": s.name, "files": [(os.path.basename(p), n, t) for p, n, t in files]})
     return out
 

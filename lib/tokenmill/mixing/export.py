@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from ..io.hadoopfs import HadoopFS, qualify
+from ..pipeline.commit import resolve_data
 from ..schema import SOURCE, TEXT
 
 
@@ -41,7 +42,7 @@ def export_sources(spark: SparkSession, mixture_output: str, output: str, names:
     """For every source of the mixture: `<output>/export/<source>/data` (Parquet) and `input.txt`."""
     if not (export.parquet or export.input_txt):
         return {}
-    shards = spark.read.parquet(f"{mixture_output}/data")
+    shards = spark.read.parquet(resolve_data(spark, f"{mixture_output}/data"))
     result = {}
     for name in names:
         folder = qualify(f"{output.rstrip('/')}/export/{folder_name(name)}")

@@ -22,7 +22,7 @@ from ..errors import OutputError
 from ..io.hadoopfs import qualify
 from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
 from ..io.sources import one_listing
-from ..io.writer import check_unique_ids, read_written, write_split
+from ..io.writer import OutputPaths, check_unique_ids, read_written, write_split
 from ..schema import N_TOKENS, REMOVED_BY, TEXT
 from .commit import StagedOutput, read_manifest
 from .manifest import add_volume, check_balance, stage_table, versions
@@ -49,7 +49,7 @@ class _Progress:
     reports: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     skipped_all: bool = True
-    checkpoints: list[str] = field(default_factory=list)  # written checkpoint folders, in order
+    checkpoints: list = field(default_factory=list)  # OutputPaths of the written checkpoints, in order
 
 
 def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
@@ -102,9 +102,10 @@ def _run_segments(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
         done.rows_in = seg_rows[-1]["rows_out"]
         segment = []
         if st.kind != "write":
-            done.checkpoints.append(dest)
+            written = OutputPaths.from_manifest(done.manifest, dest)
+            done.checkpoints.append(written)
             # Continue from what was written: later stages never recompute earlier ones.
-            done.df = spark.read.parquet(f"{dest}/data").withColumn(REMOVED_BY, F.lit(None).cast("string"))
+            done.df = spark.read.parquet(written.data).withColumn(REMOVED_BY, F.lit(None).cast("string"))
     done.manifest["stages"] = done.stage_rows
     done.manifest["run_wall_seconds"] = round(time.time() - started, 3)
     return RunResult(qualify(cfg.output), done.manifest, done.skipped_all)
@@ -134,8 +135,9 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
                 df = _with_earlier_removals(spark, df, done.checkpoints)
                 df, observation = _observed(df, [st.label for st in plan.stages])
             counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
-                                 params.compression, audit=plan.audit_columns(index))
-            check_unique_ids(spark, out.path, dest)
+                                 params.compression, audit=plan.audit_columns(index), in_place=out.in_place)
+            paths = OutputPaths.of(out.path, out.in_place)
+            check_unique_ids(spark, paths, dest)
             done.reports = resolve_deferred(done.reports)
             seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
                                    counts, done.rows_in)
@@ -143,13 +145,14 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             if end.kind == "write":
                 check_every_row_once(done.stage_rows + seg_rows, counts)
                 add_volume(done.stage_rows + seg_rows, _volume(observation, [st.label for st in plan.stages]))
-            manifest = _manifest(spark, plan, dest, fingerprint, params, counts, done, seg_rows, seg_started)
+            final = paths if out.in_place else OutputPaths.of(dest)  # where readers find the rows once committed
+            manifest = _manifest(spark, plan, dest, fingerprint, params, counts, done, seg_rows, seg_started, final)
             manifest["output"].update(summaries(plan.stages[: index + 1], Written(spark, out.path,
-                                                                                 *read_written(spark, out.path))))
+                                                                                 *read_written(spark, paths))))
             if end.kind == "write":
                 from ..report.html import report_beside
 
-                report_beside(manifest, out.path, dest)
+                report_beside(manifest, out.path, out.path if out.in_place else dest)
             out.commit(manifest)
     except BaseException:
         ctx.aborted()  # the temporary folder is gone; discard what the stages staged outside it
@@ -201,14 +204,12 @@ def _keeps_removed(plan: Plan) -> bool:
     return isinstance(final, WriteParams) and final.keep_removed
 
 
-def _with_earlier_removals(spark: SparkSession, df: DataFrame, checkpoints: list[str]) -> DataFrame:
+def _with_earlier_removals(spark: SparkSession, df: DataFrame, checkpoints: list[OutputPaths]) -> DataFrame:
     """``df`` and the rows removed before each checkpoint (they stay in the checkpoint's `removed/`, and the
     next segment reads only its `data/`): the output's `removed/` is the whole audit trail."""
-    from ..io.hadoopfs import HadoopFS
-
-    for folder in checkpoints:
-        if HadoopFS(spark, folder).list_dirs(f"{folder}/removed"):
-            earlier = spark.read.option("mergeSchema", "true").parquet(f"{folder}/removed")
+    for paths in checkpoints:
+        earlier = paths.read_removed(spark)
+        if earlier is not None:
             df = df.unionByName(earlier.select(*[c for c in earlier.columns if c in df.columns]),
                                 allowMissingColumns=True)
     return df
@@ -235,7 +236,7 @@ def summaries(stages: list[PlannedStage], written: Written) -> dict:
 
 
 def _manifest(spark: SparkSession, plan: Plan, dest: str, fingerprint: str, params: WriteParams, counts: dict, done: _Progress,
-              seg_rows: list[dict], seg_started: float) -> dict:
+              seg_rows: list[dict], seg_started: float, paths: OutputPaths) -> dict:
     cfg = plan.config
     return {
         "tokenmill_version": __version__,
@@ -245,7 +246,7 @@ def _manifest(spark: SparkSession, plan: Plan, dest: str, fingerprint: str, para
         "config": cfg.model_dump(mode="json"),
         "inputs": plan.inputs(),
         "segment_stages": seg_rows,
-        "output": {"path": dest, "data": f"{dest}/data", "removed": f"{dest}/removed",
+        "output": {"path": dest, **paths.as_manifest(),
                    "partition_by": params.partition_by, "keep_removed": params.keep_removed,
                    "rows": counts["kept"], "rows_by_source": counts["kept_by_source"],
                    "removed_by_reason_and_source": counts["removed"]},

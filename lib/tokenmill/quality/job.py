@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from ..cli import Job, output_arg, spark_args
 from ..config import apply_override
 from ..errors import ConfigError
+from ..pipeline.commit import resolve_data
 from ..pipeline.stage import StageContext
 from ..schema import REMOVED_BY
 from .config import QualityFilterParams
@@ -38,7 +39,7 @@ def apply_rules(spark, path: str, params: QualityFilterParams) -> dict:
     """Re-apply a rule set to the `qs_*` signals stored in a pipeline output: documents, kept, and the
     documents failing each rule (every rule a document fails, not only the first)."""
     path = path.rstrip("/")
-    df = spark.read.parquet(f"{path}/data" if not path.endswith("/data") else path)
+    df = spark.read.parquet(resolve_data(spark, f"{path}/data" if not path.endswith("/data") else path))
     df = df.withColumn(REMOVED_BY, F.lit(None).cast("string")).drop(QUALITY_FAILED)
     ctx = StageContext(spark, config_path="quality_rules", label="quality_filter")
     out = quality_filter(ctx, df, params)

@@ -72,6 +72,19 @@ def _dataset(path: str):
                       partitioning=ds.HivePartitioning.discover(infer_dictionary=False, segment_encoding="uri"))
 
 
+def output_datasets(manifest: dict, output: str):
+    """(kept, removed) pyarrow datasets of a run, where its manifest says they are (None when missing); a
+    removed folder that also holds the kept partition (a pointer-committed run) is filtered to removed rows."""
+    import pyarrow.dataset as ds
+
+    out = manifest.get("output") if isinstance(manifest.get("output"), dict) else {}
+    kept = _dataset(out.get("data") or output.rstrip("/") + "/data")
+    removed = _dataset(out.get("removed") or output.rstrip("/") + "/removed")
+    if removed is not None and out.get("removed_mixed") and "removed_by" in removed.schema.names:
+        removed = removed.filter(ds.field("removed_by").is_valid())
+    return kept, removed
+
+
 def _find(dataset, key: str):
     """Rows whose id, URL or the dataset's own id (``meta.orig_id``, kept by the readers) is ``key``."""
     import pyarrow as pa
@@ -122,9 +135,7 @@ def explain(output: str, key: str) -> dict:
     """Where the document ``key`` (an id, a URL or the source's own id) went in the run at ``output``: kept, or removed by which
     stage and why, with the values that decided, its duplicate survivor and any benchmark it matched."""
     manifest = load_manifest(output)
-    data = _dataset(manifest.get("output", {}).get("data") or output.rstrip("/") + "/data")
-    removed_path = manifest.get("output", {}).get("removed") or output.rstrip("/") + "/removed"
-    removed = _dataset(removed_path)
+    data, removed = output_datasets(manifest, output)
     stages = {s["stage"]: s for s in manifest.get("stages", [])}
     hits = [("kept", r) for r in (_find(data, key) if data is not None else [])]
     hits += [("removed", r) for r in (_find(removed, key) if removed is not None else [])]

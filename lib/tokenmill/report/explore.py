@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .explain import _dataset, load_manifest
+from .explain import load_manifest, output_datasets
 
 SNIPPET = 160
 
@@ -56,9 +56,7 @@ def open_run(output: str | os.PathLike, command: str) -> Run:
         manifest = load_manifest(output)
     except ConfigError as exc:
         raise ConfigError(f"{exc}\nmake it with:\n    {command}") from None
-    out = manifest.get("output", {})
-    return Run(output, manifest, _dataset(out.get("data") or f"{output}/data"),
-               _dataset(out.get("removed") or f"{output}/removed"))
+    return Run(output, manifest, *output_datasets(manifest, output))
 
 
 # ---- quality thresholds ---------------------------------------------------------------------------------

@@ -354,8 +354,13 @@ h2{border-bottom:2px solid #4c72b0;padding-bottom:2px}"""
 def render(manifest: dict, folder: str, shown: str | None = None) -> str:
     """The report page of the run whose manifest is ``manifest`` and whose output is in ``folder`` (named
     ``shown`` on the page: the final place of a folder being committed)."""
-    kept = _dataset(f"{folder.rstrip('/')}/data")
-    removed = _dataset(f"{folder.rstrip('/')}/removed")
+    if (manifest.get("output") or {}).get("removed_mixed"):  # a pointer-committed run: its files stay put
+        from .explain import output_datasets
+
+        kept, removed = output_datasets(manifest, folder)
+    else:  # a folder being committed by rename: the manifest names the final place, the files are here
+        kept = _dataset(f"{folder.rstrip('/')}/data")
+        removed = _dataset(f"{folder.rstrip('/')}/removed")
     rows = manifest.get("output", {}).get("rows", manifest.get("rows"))
     sections = [funnel(manifest), languages(manifest, kept, removed), quality(manifest, kept, removed),
                 dedup(manifest, kept, removed), decontamination(manifest), tokens(manifest), mixture(manifest),
