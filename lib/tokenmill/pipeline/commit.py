@@ -48,7 +48,7 @@ def commit_mode(spark: SparkSession, dest: str) -> str:
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:6]}"  # sorts by time
 
 
 def new_temp(dest: str) -> str:
