@@ -33,7 +33,10 @@ def test_a_pointer_committed_pipeline_equals_a_renamed_one_and_gc_removes_the_ol
     from tokenmill.report.explore import open_run
 
     conf = sample_config(sample_dir, tmp_path / "out", conf="dedup_sample.yaml")
-    conf["stages"][2]["index"] = str(tmp_path / "index")
+    # a checkpoint (its removed rows join the output's), removals by two stages, a partitioned write
+    conf["stages"] = ["read", {"stage": "exact_dedup", "checkpoint": True},
+                      {"stage": "filter_rows", "when": "length(text) < 400", "reason": "short"},
+                      {"stage": "write", "partition_by": ["source"], "keep_removed": True}]
     conf["work_dir"] = str(tmp_path / "work")
     first = run(spark, load_pipeline(str(write_config(tmp_path / "p1.yaml", conf))))
     out = tmp_path / "out"
@@ -50,13 +53,13 @@ def test_a_pointer_committed_pipeline_equals_a_renamed_one_and_gc_removes_the_ol
     # the same pipeline committed by rename: the same rows kept, the same removed
     spark.conf.set("spark.tokenmill.commit", "rename")
     conf_r = dict(conf, output=str(tmp_path / "renamed"), work_dir=str(tmp_path / "work_r"))
-    conf_r["stages"] = [dict(s) if isinstance(s, dict) else s for s in conf["stages"]]
-    conf_r["stages"][2]["index"] = str(tmp_path / "index_r")
     renamed = run(spark, load_pipeline(str(write_config(tmp_path / "r.yaml", conf_r))))
     spark.conf.set("spark.tokenmill.commit", "pointer")
     assert _rows(data) == _rows(str(tmp_path / "renamed" / "data"))
     assert renamed.manifest["output"]["removed_by_reason_and_source"] == \
         first.manifest["output"]["removed_by_reason_and_source"]
+    reasons = first.manifest["output"]["removed_by_reason_and_source"]
+    assert {r.split(":")[0] for r in reasons} == {"read", "exact_dedup", "filter_rows"}  # the checkpoint's too
     counts = [[(s["stage"], s["rows_in"], s["rows_out"]) for s in r.manifest["stages"]] for r in (first, renamed)]
     assert counts[0] == counts[1]
 
