@@ -134,4 +134,4 @@ def test_every_catalogued_module_exists_and_registers():
             "tokens", "instruct_text", "instruct_filter", "instruct_format", "instruct_split",
             "audio_features", "filter_rows", "caption_clean", "image_text_filter", "image_check"} == set(REGISTRY)
     names = [j.name for j in load_jobs()]
-    assert len(names) == len(set(names)) == 24 and {"extract_eval", "validate_dataset", "export"} <= set(names)
+    assert len(names) == len(set(names)) == 25 and {"extract_eval", "validate_dataset", "export", "gc"} <= set(names)

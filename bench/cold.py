@@ -1,0 +1,139 @@
+"""Benchmark: a run as users run it, cold: the whole `python -m tokenmill pipeline` process (interpreter,
+imports, Spark start, planning, the work, the manifest and report, Spark stop) with only `minhash_dedup`
+over generated documents, beside the same work timed warm inside one session, and beside datasketch's
+whole process (read Parquet, MinHash + LSH query-then-insert, write the clusters as Parquet).
+
+The cold run's log gives its phases: start (interpreter, imports, CLI: until the job logs its config),
+Spark and planning (until the segment starts), the segment (its own "done in" line), and the tail
+(manifest, report.html, Spark stop, JVM exit). Corpus: bench/dedup.py's (20% near duplicates).
+Results: bench/results/cold.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DATASKETCH = r"""
+import sys, glob, os
+import pyarrow as pa, pyarrow.parquet as pq
+from datasketch import MinHash, MinHashLSH
+sys.path.insert(0, {lib!r})
+from tokenmill.dedup.minhash import normalised_words
+lsh = MinHashLSH(threshold=0.8, num_perm=112)
+ids, roots, clusters = [], [], {{}}
+for f in sorted(glob.glob(os.path.join({corpus!r}, "*.parquet"))):
+    for batch in pq.ParquetFile(f).iter_batches(batch_size=2000, columns=["id", "text"]):
+        for i, t in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            w = normalised_words(t)
+            m = MinHash(num_perm=112)
+            m.update_batch([" ".join(w[k:k + 5]).encode("utf-8") for k in range(len(w) - 4)])
+            hits = lsh.query(m)
+            clusters[i] = clusters[min(hits)] if hits else i
+            lsh.insert(i, m)
+            ids.append(i); roots.append(clusters[i])
+pq.write_table(pa.table({{"id": ids, "dup_cluster": roots}}), {out!r})
+"""
+
+
+def _stamp(line: str) -> float | None:
+    m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})", line)
+    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
+
+
+def cold_tokenmill(config: str, logs: str) -> dict:
+    """The whole process, timed from outside; its phases from its log."""
+    env = dict(os.environ, TOKENMILL_LOG_DIR=logs, PYTHONPATH=str(ROOT / "lib"))
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "tokenmill", "pipeline", "--config", config, "--force", "--quiet"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    ended = time.time()
+    if proc.returncode:
+        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-4000:])
+    log = open(max(Path(logs).glob("tokenmill-pipeline-*.log"), key=os.path.getmtime), encoding="utf-8").read()
+    lines = log.splitlines()
+    t_config = next(_stamp(x) for x in lines if "tokenmill.pipeline: config" in x)
+    done = next(x for x in lines if "tokenmill.pipeline: done in" in x)
+    t_done, segment = _stamp(done), float(re.search(r"done in ([\d.]+) s", done).group(1))
+    return {"seconds": round(ended - started, 2),
+            "phases": {"start_imports_cli": round(t_config - started, 2),
+                       "spark_start_and_planning": round(t_done - segment - t_config, 2),
+                       "segment": round(segment, 2),
+                       "manifest_report_stop": round(ended - t_done, 2)}}
+
+
+def warm_tokenmill(config: str) -> dict:
+    """The same pipeline twice in one session: the second run's wall time (Spark and the workers warm)."""
+    from tokenmill.pipeline import load_pipeline, run
+    from tokenmill.spark import build_session
+
+    spark = build_session("local", app_name="bench-cold")
+    try:
+        run(spark, load_pipeline(config), force=True)
+        start = time.time()
+        result = run(spark, load_pipeline(config), force=True)
+        seconds = time.time() - start
+    finally:
+        spark.stop()
+    return {"seconds": round(seconds, 2), "rows": result.manifest["output"]["rows"]}
+
+
+def cold_datasketch(corpus: str, work: str) -> dict:
+    script = DATASKETCH.format(lib=str(ROOT / "lib"), corpus=corpus, out=os.path.join(work, "datasketch.parquet"))
+    started = time.time()
+    subprocess.run([sys.executable, "-c", script], check=True)
+    return {"seconds": round(time.time() - started, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "tokenmill-bench"))
+    ap.add_argument("--skip-datasketch", action="store_true")
+    ap.add_argument("--out", default="bench/results/cold.json")
+    args = ap.parse_args()
+    from dedup import write_corpus
+
+    corpus = os.path.join(args.cache, f"dedup-{args.docs}")
+    if not os.path.exists(os.path.join(corpus, "_DONE")):
+        write_corpus(args.docs, corpus, args.files)
+        Path(corpus, "_DONE").write_text("")
+    work = tempfile.mkdtemp(prefix="tokenmill-cold-")
+    config = os.path.join(work, "dedup.yaml")
+    Path(config).write_text(json.dumps({
+        "name": "bench-cold", "output": os.path.join(work, "out"), "work_dir": os.path.join(work, "work"),
+        "sources": [{"name": "gen", "format": "parquet", "paths": corpus, "fields": {"id_field": "id"}}],
+        "stages": ["read", {"stage": "minhash_dedup", "threshold": 0.8}, "write"]}))
+    result = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                          "cpu_count": os.cpu_count()},
+              "docs": args.docs, "command": "python -m tokenmill pipeline --config dedup.yaml --force --quiet"}
+    result["tokenmill_cold"] = cold_tokenmill(config, os.path.join(work, "logs"))
+    print("cold", result["tokenmill_cold"], flush=True)
+    result["tokenmill_warm"] = warm_tokenmill(config)
+    print("warm", result["tokenmill_warm"], flush=True)
+    if not args.skip_datasketch:
+        result["datasketch_whole_process"] = cold_datasketch(corpus, work)
+        result["cold_vs_datasketch"] = round(result["tokenmill_cold"]["seconds"]
+                                             / result["datasketch_whole_process"]["seconds"], 3)
+        print("datasketch", result["datasketch_whole_process"], flush=True)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
