@@ -64,6 +64,7 @@ bench: setup
 	$(PY) bench/audio.py --clips 600 --out bench/results/audio.json
 	$(PY) bench/image_text.py --rows 1000000 --out bench/results/image_text.json
 	$(PY) bench/report.py --sizes 100000,1000000 --out bench/results/report.json
+	$(PY) bench/cold.py --docs 100000 --out bench/results/cold.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist
