@@ -96,6 +96,7 @@ def _handler(state: FlakyServer):
             if action == "reset":  # the connection is cut part way through the body
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
+                time.sleep(0.3)  # the client has the first half before the cut
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
