@@ -226,7 +226,8 @@ class ResilientFile(io.RawIOBase):
                     self.stats.failed = True
                     raise FetchError(self.path, self._pos, failures, detail) from exc
                 self.stats.retries += 1
-                delay = _retry_after(exc)
+                delay = _retry_after(exc)  # the server's own wait, within the policy's cap
+                delay = min(delay, self.policy.max_backoff_s) if delay is not None else None
                 if delay is None:
                     cap = min(self.policy.max_backoff_s, self.policy.backoff_s * 2 ** (failures - 1))
                     delay = random.uniform(0, cap)
