@@ -27,25 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+# datasketch's whole process: bench/dedup.py's datasketch loop, then its clusters written as Parquet
 DATASKETCH = r"""
-import sys, glob, os
+import sys
+sys.path.insert(0, {bench!r})
 import pyarrow as pa, pyarrow.parquet as pq
-from datasketch import MinHash, MinHashLSH
-sys.path.insert(0, {lib!r})
-from tokenmill.dedup.minhash import normalised_words
-lsh = MinHashLSH(threshold=0.8, num_perm=112)
-ids, roots, clusters = [], [], {{}}
-for f in sorted(glob.glob(os.path.join({corpus!r}, "*.parquet"))):
-    for batch in pq.ParquetFile(f).iter_batches(batch_size=2000, columns=["id", "text"]):
-        for i, t in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-            w = normalised_words(t)
-            m = MinHash(num_perm=112)
-            m.update_batch([" ".join(w[k:k + 5]).encode("utf-8") for k in range(len(w) - 4)])
-            hits = lsh.query(m)
-            clusters[i] = clusters[min(hits)] if hits else i
-            lsh.insert(i, m)
-            ids.append(i); roots.append(clusters[i])
-pq.write_table(pa.table({{"id": ids, "dup_cluster": roots}}), {out!r})
+from dedup import datasketch_clusters
+clusters = datasketch_clusters({corpus!r})
+pq.write_table(pa.table({{"id": list(clusters), "dup_cluster": list(clusters.values())}}), {out!r})
 """
 
 
@@ -92,7 +81,7 @@ def warm_tokenmill(config: str) -> dict:
 
 
 def cold_datasketch(corpus: str, work: str) -> dict:
-    script = DATASKETCH.format(lib=str(ROOT / "lib"), corpus=corpus, out=os.path.join(work, "datasketch.parquet"))
+    script = DATASKETCH.format(bench=str(ROOT / "bench"), corpus=corpus, out=os.path.join(work, "datasketch.parquet"))
     started = time.time()
     subprocess.run([sys.executable, "-c", script], check=True)
     return {"seconds": round(time.time() - started, 2)}

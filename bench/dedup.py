@@ -208,22 +208,29 @@ def mllib_run(spark, path: str, ids: list[str], groups: list[int], cores: int) -
             **mem.result()}
 
 
-def datasketch_run(path: str, ids: list[str], groups: list[int]) -> dict:
+def datasketch_clusters(path: str) -> dict[str, str]:
+    """datasketch's MinHash of the same normalised word 5-grams + MinHashLSH(0.8, 112 permutations), one
+    process, query-then-insert: each document's cluster (the cluster of its first hit, else itself)."""
     from datasketch import MinHash, MinHashLSH
 
+    lsh = MinHashLSH(threshold=0.8, num_perm=112)
+    clusters: dict[str, str] = {}
+    for i, t in iter_texts(path):
+        w = normalised_words(t)
+        m = MinHash(num_perm=112)
+        m.update_batch([" ".join(w[k:k + 5]).encode("utf-8") for k in range(len(w) - 4)])
+        hits = lsh.query(m)
+        clusters[i] = clusters[min(hits)] if hits else i
+        lsh.insert(i, m)
+    return clusters
+
+
+def datasketch_run(path: str, ids: list[str], groups: list[int]) -> dict:
     me = psutil.Process()
     base = me.memory_info().rss / 2 ** 20
     with PeakRSS({"process": lambda: [me]}) as mem:
         start = time.perf_counter()
-        lsh = MinHashLSH(threshold=0.8, num_perm=112)
-        clusters: dict[str, str] = {}
-        for i, t in iter_texts(path):
-            w = normalised_words(t)
-            m = MinHash(num_perm=112)
-            m.update_batch([" ".join(w[k:k + 5]).encode("utf-8") for k in range(len(w) - 4)])
-            hits = lsh.query(m)
-            clusters[i] = clusters[min(hits)] if hits else i
-            lsh.insert(i, m)
+        clusters = datasketch_clusters(path)
         seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 2), "docs_per_s_per_core": round(len(ids) / seconds, 1),
             **pair_scores(ids, clusters, groups), "peak_process_growth_mb": round(mem.peak["process"] - base)}
