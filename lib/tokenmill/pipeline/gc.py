@@ -87,19 +87,15 @@ def format_gc(plan: dict, dry_run: bool) -> str:
 
 
 def gc_job(args: argparse.Namespace) -> int:
-    from ..cli import DRY_RUN
-
-    dry = bool(args.dry_run or DRY_RUN.get())
-    plan = collect_garbage(args.output, args.keep, dry_run=dry)
-    print(format_gc(plan, dry))
+    plan = collect_garbage(args.output, args.keep, dry_run=args.dry_run)
+    print(format_gc(plan, args.dry_run))
     return 0
 
 
 def _gc_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="a pipeline, mixture or staging output folder")
     p.add_argument("--keep", type=int, default=1, help="committed runs kept, the current one included (default 1)")
-    if not any(a.dest == "dry_run" for a in p._actions):
-        p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
 
 
 JOBS = [Job("gc", "remove the old runs of a pointer-committed output (object stores) and killed runs' leftovers",
