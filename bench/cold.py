@@ -15,17 +15,17 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from coldrun import cold_pipeline  # noqa: E402
 
 # datasketch's whole process: bench/dedup.py's datasketch loop, then its clusters written as Parquet
 DATASKETCH = r"""
@@ -38,30 +38,9 @@ pq.write_table(pa.table({{"id": list(clusters), "dup_cluster": list(clusters.val
 """
 
 
-def _stamp(line: str) -> float | None:
-    m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})", line)
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
-
-
-def cold_tokenmill(config: str, logs: str) -> dict:
-    """The whole process, timed from outside; its phases from its log."""
-    env = dict(os.environ, TOKENMILL_LOG_DIR=logs, PYTHONPATH=str(ROOT / "lib"))
-    started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "tokenmill", "pipeline", "--config", config, "--force", "--quiet"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    ended = time.time()
-    if proc.returncode:
-        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-4000:])
-    log = open(max(Path(logs).glob("tokenmill-pipeline-*.log"), key=os.path.getmtime), encoding="utf-8").read()
-    lines = log.splitlines()
-    t_config = next(_stamp(x) for x in lines if "tokenmill.pipeline: config" in x)
-    done = next(x for x in lines if "tokenmill.pipeline: done in" in x)
-    t_done, segment = _stamp(done), float(re.search(r"done in ([\d.]+) s", done).group(1))
-    return {"seconds": round(ended - started, 2),
-            "phases": {"start_imports_cli": round(t_config - started, 2),
-                       "spark_start_and_planning": round(t_done - segment - t_config, 2),
-                       "segment": round(segment, 2),
-                       "manifest_report_stop": round(ended - t_done, 2)}}
+def cold_tokenmill(config: str, work: str) -> dict:
+    """The whole process, timed from outside; its phases from its log (bench/coldrun.py)."""
+    return cold_pipeline(config, work)
 
 
 def warm_tokenmill(config: str) -> dict:
@@ -110,7 +89,7 @@ def main() -> None:
     result = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                           "cpu_count": os.cpu_count()},
               "docs": args.docs, "command": "python -m tokenmill pipeline --config dedup.yaml --force --quiet"}
-    result["tokenmill_cold"] = cold_tokenmill(config, os.path.join(work, "logs"))
+    result["tokenmill_cold"] = cold_tokenmill(config, work)
     print("cold", result["tokenmill_cold"], flush=True)
     result["tokenmill_warm"] = warm_tokenmill(config)
     print("warm", result["tokenmill_warm"], flush=True)

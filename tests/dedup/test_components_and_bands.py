@@ -52,6 +52,26 @@ def test_hubs_meet_their_neighbourhood_in_a_broadcast_join_with_the_same_compone
     assert "BroadcastHashJoin" in plan
 
 
+def test_small_edge_lists_are_solved_in_the_driver_with_the_rounds_answer(spark):
+    """Up to `driver_max_edges` edges, one collect and scipy's labelling replace the rounds: the same
+    (node, root) table, for numeric ids and for string ids (smallest by byte order: "a10" < "a9")."""
+    path = [(i, i + 1) for i in range(10, 30)]
+    pairs = path + [(5, 7), (7, 6), (6, 5), (40, 40), (50, 50), (50, 51)]
+    rounds, rounds_log = components(_edges(spark, pairs), max_rounds=20)
+    driver, driver_log = components(_edges(spark, pairs), driver_max_edges=len(pairs), n_edges=len(pairs))
+    assert driver_log == {"rounds": 0, "converged": True, "method": "driver", "edges": len(pairs)}
+    assert rounds_log["method"] == "rounds"
+    want = {**{i: 10 for i in range(10, 31)}, 5: 5, 6: 5, 7: 5, 50: 50, 51: 50}  # 40: only a self-loop
+    assert {r["node"]: r["root"] for r in rounds.collect()} == want  # small: 29 nodes
+    assert {r["node"]: r["root"] for r in driver.collect()} == want
+    assert driver.schema == rounds.schema
+    named = spark.createDataFrame([("a9", "b"), ("b", "a10"), ("c", "d")], "u string, v string")
+    out, _ = components(named, driver_max_edges=10, n_edges=3)
+    assert {r["node"]: r["root"] for r in out.collect()} == {"a9": "a10", "b": "a10", "a10": "a10", "c": "c", "d": "c"}
+    empty, _ = components(spark.createDataFrame([], "u string, v string"), driver_max_edges=10, n_edges=0)
+    assert empty.count() == 0 and empty.columns == ["node", "root"]
+
+
 def test_minhash_bands_job_choice_and_curve():
     text = format_bands(0.8, 112)
     b, r, _, _ = choose_bands(0.8, 112)
@@ -62,3 +82,21 @@ def test_minhash_bands_job_choice_and_curve():
     for bad, message in [((1.5, 112), "--threshold 1.5"), ((0.8, 0), "--num-perm 0"), ((0.8, 112, -1, 1), "fp-weight")]:
         with pytest.raises(ConfigError, match=message):
             format_bands(*bad)
+
+
+def test_sorted_shingle_sets_equal_numpy_unique_per_document():
+    """The verification's shingle sets (sorted in place, repeats dropped in one pass) are `np.unique` of
+    each document's hashes, empty documents and repeats across a document boundary included."""
+    import numpy as np
+
+    from tokenmill.dedup.minhash_stage import _sorted_sets
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        lengths = rng.integers(0, 6, size=rng.integers(0, 8))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        hashes = rng.integers(0, 4, size=offsets[-1]).astype(np.uint64)
+        flat, out = _sorted_sets(hashes, offsets)
+        assert out.dtype == np.int32 and len(out) == len(offsets)
+        for i in range(len(offsets) - 1):
+            assert np.array_equal(flat[out[i]:out[i + 1]], np.unique(hashes[offsets[i]:offsets[i + 1]]))

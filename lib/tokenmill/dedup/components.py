@@ -10,6 +10,12 @@ in local mode (the plans re-derive the uncut lineage), so every round is materia
 
 After convergence every component is a star around its smallest id: `components(edges)` returns
 (node, root) for every node that has an edge.
+
+An edge list of at most `driver_max_edges` pairs (default 1,000,000: two id columns, tens of MB) is
+solved in the driver instead (scipy's connected components over the collected edges, one job and one
+small table back), the same (node, root) table: each distributed round is several Spark jobs, and a
+100k-document dedup spent ~45 of its 114 jobs there (bench/cold.py). Crawl-scale edge lists take the
+rounds.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ def _both_ways(e: DataFrame) -> DataFrame:
 
 
 HUB_DEGREE = 10_000
+DRIVER_MAX_EDGES = 1_000_000
 
 
 def _with_min(left: DataFrame, m: DataFrame, hubs: DataFrame | None) -> DataFrame:
@@ -71,12 +78,15 @@ def _fingerprint(e: DataFrame) -> tuple[int, int]:
     return int(r["n"]), int(r["h"] or 0)
 
 
-def components(edges: DataFrame, max_rounds: int = 40, keep=None, hub_degree: int = HUB_DEGREE
-               ) -> tuple[DataFrame, dict]:
+def components(edges: DataFrame, max_rounds: int = 40, keep=None, hub_degree: int = HUB_DEGREE,
+               driver_max_edges: int = 0, n_edges: int | None = None) -> tuple[DataFrame, dict]:
     """(node, root) for every node with an edge, root = smallest id of its component; and a round log.
     ``keep(df)`` materialises each round (default: a local checkpoint; the stage passes a reliable one on
-    a cluster). Each round first finds the hubs of its input (one aggregation)."""
+    a cluster). Each round first finds the hubs of its input (one aggregation). With ``n_edges`` (the
+    count of ``edges``, known to the caller) at most ``driver_max_edges``, solved in the driver."""
     keep = keep or (lambda df: df.localCheckpoint())
+    if n_edges is not None and n_edges <= driver_max_edges:
+        return on_driver(edges), {"rounds": 0, "converged": True, "method": "driver", "edges": n_edges}
     e = keep(edges.select(F.least("u", "v").alias("u"), F.greatest("u", "v").alias("v")).where(
         F.col("u") != F.col("v")).distinct())
     previous = _fingerprint(e)
@@ -98,4 +108,40 @@ def components(edges: DataFrame, max_rounds: int = 40, keep=None, hub_degree: in
     nodes = e.select(F.col("u").alias("node"), F.col("v").alias("root")).union(
         e.select(F.col("v").alias("node"), F.col("v").alias("root")))
     out = nodes.groupBy("node").agg(F.min("root").alias("root"))
-    return out, {"rounds": len(rounds), "converged": converged, "log": rounds}
+    return out, {"rounds": len(rounds), "converged": converged, "method": "rounds", "log": rounds}
+
+
+def on_driver(edges: DataFrame) -> DataFrame:
+    """`components` of a small edge list in the driver: the (u, v) ids collected as Arrow, numbered, labelled
+    by scipy's connected components, each label's smallest id its root; returned as a small DataFrame."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    spark = edges.sparkSession
+    schema = edges.select(F.col("u").alias("node"), F.col("u").alias("root")).schema
+    table = edges.select("u", "v").toArrow()  # small: at most driver_max_edges pairs of ids
+    if len(table) == 0:
+        return spark.createDataFrame([], schema)
+    ends = pa.concat_arrays([table.column("u").combine_chunks(), table.column("v").combine_chunks()])
+    loops = pc.equal(table.column("u"), table.column("v")).to_numpy(zero_copy_only=False)
+    ids = pc.unique(ends)
+    index = pc.index_in(ends, value_set=ids).to_numpy(zero_copy_only=False)
+    n, half = len(ids), len(table)
+    keep_edge = ~loops
+    on_edge = np.zeros(n, dtype=bool)  # a node whose only edges are self-loops has no component
+    on_edge[index[:half][keep_edge]] = True
+    on_edge[index[half:][keep_edge]] = True
+    graph = coo_matrix((np.ones(int(keep_edge.sum()), dtype=np.int8),
+                        (index[:half][keep_edge], index[half:][keep_edge])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    rank = np.empty(n, dtype=np.int64)
+    rank[pc.sort_indices(ids).to_numpy()] = np.arange(n)  # ids ordered as Spark orders them (strings: by bytes)
+    smallest = np.full(int(label.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, label, rank)
+    by_rank = pc.take(ids, pc.sort_indices(ids))
+    nodes = np.flatnonzero(on_edge)
+    out = pa.table({"node": pc.take(ids, pa.array(nodes)), "root": pc.take(by_rank, pa.array(smallest[label[nodes]]))})
+    return spark.createDataFrame(out, schema)

@@ -36,7 +36,7 @@ from ..io.hadoopfs import HadoopFS, qualify
 from ..pipeline.commit import StagedOutput, committed_children, read_manifest
 from ..pipeline.stage import StageContext, live, mark_removed, register
 from ..schema import ID, SOURCE, TEXT
-from .components import HUB_DEGREE, components
+from .components import DRIVER_MAX_EDGES, HUB_DEGREE, components
 from .minhash import (
     MinHashSpec,
     band_keys,
@@ -73,6 +73,8 @@ class MinHashDedupParams(SurvivorParams):
     all_pairs_max: int = Field(default=32, ge=2)
     max_rounds: int = Field(default=40, ge=1)  # connected-components rounds before giving up
     hub_degree: int = Field(default=HUB_DEGREE, ge=1)  # components: vertices with more edges are broadcast
+    # components: an edge list up to this size is solved in the driver (0: always the distributed rounds)
+    driver_components_max_edges: int = Field(default=DRIVER_MAX_EDGES, ge=0)
     # Incremental dedup: a folder keeping the band table (Parquet, partitioned by band) and signatures of
     # earlier runs. New documents are deduplicated against it and against each other; documents of earlier
     # runs always survive. With update_index the run's new documents are staged in the index folder and
@@ -148,6 +150,10 @@ def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     return df.where(live(df)).select(*keep, TEXT).mapInArrow(run, schema)
 
 
+def _how(cc: dict) -> str:
+    return "in the driver" if cc.get("method") == "driver" else f"in {cc['rounds']} rounds"
+
+
 def describe_minhash(manifest: dict, label: str) -> list[str]:
     """The console lines: bands, S-curve, candidate pairs, clusters, the index."""
     rep = manifest.get("stage_reports", {}).get(label, {})
@@ -156,7 +162,7 @@ def describe_minhash(manifest: dict, label: str) -> list[str]:
     lines = ["", f"{label}: {rep['bands']} bands x {rep['rows']} rows, threshold {rep['threshold']}, "
              f"S-curve {rep['s_curve']}, verification {rep['verify']}",
              f"candidate pairs {rep['candidate_pairs']:,}, after verification {rep['pairs_after_verification']:,}; "
-             f"clusters by size {rep['clusters_by_size']}; components in {rep['connected_components']['rounds']} rounds"]
+             f"clusters by size {rep['clusters_by_size']}; components {_how(rep['connected_components'])}"]
     if rep.get("bands_warning"):
         lines.append(f"warning: {rep['bands_warning']}")
     if "index" in rep:
@@ -182,11 +188,12 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     if params.verify != "none":
         edges, sets = _verified(edges, df, all_sigs, params, bool(indexed))
     n_verified = edges.count()
-    roots, cc_log = components(edges, params.max_rounds, keep=materialize, hub_degree=params.hub_degree)
+    roots, cc_log = components(edges, params.max_rounds, keep=materialize, hub_degree=params.hub_degree,
+                               driver_max_edges=params.driver_components_max_edges, n_edges=n_verified)
     decided, csize = _survivors(sigs, roots, old_ids, params)
     if params.verify != "none":
         roots, decided, csize, cc_log["left_cluster"] = _checked_against_survivor(
-            roots, decided, csize, sets, all_sigs, sigs, old_ids, params)
+            roots, decided, csize, edges, sets, all_sigs, sigs, old_ids, params)
     if DUP_CLUSTER in df.columns and DUP_CLUSTER_SIZE in df.columns:
         out = _merged_with_earlier_clusters(df, decided, roots)
     else:
@@ -276,16 +283,27 @@ def _shingle_sets(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             h, o = shingle_hashes(batch.column(TEXT), spec)
-            sets = [np.unique(h[o[i]:o[i + 1]]) for i in range(len(o) - 1)]
-            lengths = np.array([len(x) for x in sets], dtype=np.int32)
-            flat = np.concatenate(sets) if sets else np.zeros(0, np.uint64)
-            offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+            flat, offsets = _sorted_sets(h, o)
             yield pa.RecordBatch.from_arrays(
-                [batch.column(ID), pa.ListArray.from_arrays(offsets, pa.array(flat.view(np.int64)))],
+                [batch.column(ID), pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.view(np.int64)))],
                 names=[ID, "sh"])
 
     return df.select(ID, TEXT).mapInArrow(run, T.StructType([
         T.StructField(ID, T.StringType()), T.StructField("sh", T.ArrayType(T.LongType()))]))
+
+
+def _sorted_sets(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's distinct hashes, sorted: (flat, int32 offsets). Sorted in place per document and
+    repeats dropped in one vectorised pass (six times faster than `np.unique` per document)."""
+    h = hashes.copy()
+    for i in range(len(offsets) - 1):
+        h[offsets[i]:offsets[i + 1]].sort()
+    first = np.ones(len(h), dtype=bool)
+    first[1:] = h[1:] != h[:-1]
+    first[offsets[:-1][np.diff(offsets) > 0]] = True  # a document's first hash, whatever ends the one before
+    n = len(offsets) - 1
+    counts = np.bincount(np.repeat(np.arange(n), np.diff(offsets))[first], minlength=n)
+    return h[first], np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
 
 
 def _verified(edges: DataFrame, df: DataFrame, all_sigs: DataFrame, params: MinHashDedupParams,
@@ -338,15 +356,20 @@ def _pair_similar(pairs: DataFrame, sets: DataFrame | None, all_sigs: DataFrame,
     return out.select("u", "v", (j >= F.lit(params.threshold)).alias("similar"))
 
 
-def _checked_against_survivor(roots: DataFrame, decided: DataFrame, csize: DataFrame, sets: DataFrame | None,
-                              all_sigs: DataFrame, sigs: DataFrame, old_ids: DataFrame | None,
-                              params: MinHashDedupParams):
+def _checked_against_survivor(roots: DataFrame, decided: DataFrame, csize: DataFrame, edges: DataFrame,
+                              sets: DataFrame | None, all_sigs: DataFrame, sigs: DataFrame,
+                              old_ids: DataFrame | None, params: MinHashDedupParams):
     """Every removed document must itself be a near duplicate of the document it is removed for. Connected
     components chain A ~ B ~ C into one cluster although A and C may differ; a member below the threshold
     with its cluster's survivor leaves the cluster and stays (nothing kept is like it; the survivor is
     unchanged, so one pass suffices). (roots, decided, sizes, members that left)."""
     decided = materialize(decided)  # read here, by the estimate and by the output
     removed = decided.where("__removed").select(F.col(ID).alias("u"), F.col("__keep").alias("v"))
+    # A removed document joined to its survivor by a verified edge passed this very test already (every
+    # cluster of two, most of the others): only the other pairs are compared.
+    known = edges.select(F.least("u", "v").alias("a"), F.greatest("u", "v").alias("b"))
+    removed = removed.join(known, (F.least("u", "v") == F.col("a")) & (F.greatest("u", "v") == F.col("b")),
+                           "left_anti")
     far = materialize(_pair_similar(removed, sets, all_sigs, params, old_ids is not None).where(~F.col("similar"))
                       .select(F.col("u").alias("node")))
     n_far = far.count()
