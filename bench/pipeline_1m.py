@@ -9,7 +9,8 @@ Gopher repetition, Gopher quality, C4, FineWeb rules -> exact dedup -> MinHash d
 - *fused*: the pipeline as users write it (one plan up to the write, plus the checkpoints the stages make
   themselves): the whole run's wall time, its peak memory (the JVM's resident set, the Python workers' —
   each and all together, sampled every half second) and the bytes Spark shuffled (its event log).
-Sizes: `--pages 100000,1000000`; the cost per document should stay flat between them.
+Corpus: bench/crawlgen.py (English web documents of every kind, other languages, copies). Sizes:
+`--pages 100000,1000000`; the cost per document should stay flat between them.
 Results: bench/results/pipeline_1m.json (docs/COST.md projects a Common Crawl snapshot from them).
 """
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 LISTS = ROOT / "conf" / "presets" / "lists"
 
@@ -71,7 +73,8 @@ def config(corpus: str, work: str, staged: bool) -> dict:
 
 
 class Memory(threading.Thread):
-    """Peak resident memory of a process tree, sampled: the JVM, each Python worker, the workers together."""
+    """Peak memory of a process tree, sampled: the JVM's resident set, each Python worker's proportional set
+    (PSS: pages the forked workers share are divided among them), the workers together."""
 
     def __init__(self, root: int):
         super().__init__(daemon=True)
@@ -83,11 +86,10 @@ class Memory(threading.Thread):
             tree = _tree(self.root)
             jvm, workers = 0, []
             for pid, cmd in tree:
-                rss = _rss(pid)
                 if "java" in cmd.split(" ")[0]:
-                    jvm += rss
-                elif "pyspark" in cmd or "daemon" in cmd:
-                    workers.append(rss)
+                    jvm += _memory(pid, "VmRSS:", "status")
+                elif "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
+                    workers.append(_memory(pid, "Pss:", "smaps_rollup"))  # forked: shared pages counted once
             self.jvm = max(self.jvm, jvm)
             self.worker = max([self.worker, *workers])
             self.workers = max(self.workers, sum(workers))
@@ -114,10 +116,10 @@ def _tree(root: int) -> list[tuple[int, str]]:
     return out
 
 
-def _rss(pid: int) -> int:
+def _memory(pid: int, key: str, table: str) -> int:
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
+        for line in open(f"/proc/{pid}/{table}"):
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -132,7 +134,8 @@ def run_pipeline(cfg: dict, work: str) -> dict:
     events = os.path.join(work, "events")
     os.makedirs(events, exist_ok=True)
     profile = (ROOT / "conf" / "spark" / "local.yaml").read_text().replace(
-        "conf:\n", f"conf:\n  spark.eventLog.enabled: true\n  spark.eventLog.dir: file://{events}\n", 1)
+        "conf:\n", f"conf:\n  spark.eventLog.enabled: true\n  spark.eventLog.compress: false\n"
+        f"  spark.eventLog.dir: file://{events}\n", 1)
     Path(work, "spark.yaml").write_text(profile)
     logs = os.path.join(work, "logs")
     env = dict(os.environ, TOKENMILL_LOG_DIR=logs, PYTHONPATH=str(ROOT / "lib"))
@@ -155,8 +158,10 @@ def run_pipeline(cfg: dict, work: str) -> dict:
                          "stages": [{"stage": p.group(1), "rows_in": int(p.group(2).replace(",", "")),
                                      "rows_out": int(p.group(3).replace(",", ""))} for p in parts if p]})
     shuffle_write = shuffle_read = 0
-    for name in glob.glob(os.path.join(events, "*")):
-        with open(name, encoding="utf-8") as handle:
+    for name in glob.glob(os.path.join(events, "**", "*"), recursive=True):  # Spark 4: eventlog_v2_<app>/events_*
+        if os.path.isdir(name):
+            continue
+        with open(name, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if '"SparkListenerTaskEnd"' not in line:
                     continue
@@ -192,7 +197,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the run folders (default: removed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline_1m.json"))
     args = ap.parse_args()
-    from tokenmill.sample.generate import write_sample
+    from crawlgen import write_crawl
 
     cores = os.cpu_count() or 1
     result: dict = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
@@ -204,8 +209,8 @@ def main() -> None:
         if not os.path.exists(os.path.join(corpus, "_DONE")):
             shutil.rmtree(corpus, ignore_errors=True)
             started = time.time()
-            write_sample(corpus, n_pages=pages)
-            Path(corpus, "_DONE").write_text(f"{time.time() - started:.0f} s\n")
+            mix = write_crawl(corpus, pages)
+            Path(corpus, "_DONE").write_text(json.dumps({**mix, "seconds": round(time.time() - started)}))
         size = sum(os.path.getsize(f) for f in glob.glob(f"{corpus}/warc/*.warc.gz"))
         work = tempfile.mkdtemp(prefix=f"tokenmill-p{pages}-")
         staged = run_pipeline(config(corpus, os.path.join(work, "staged"), True), os.path.join(work, "staged"))
@@ -214,7 +219,8 @@ def main() -> None:
         print(pages, "fused", fused["seconds"], "s", flush=True)
         records = staged["segments"][0]["stages"][0]["rows_in"] if staged["segments"] else pages
         result["runs"][str(pages)] = {
-            "pages": pages, "warc_files": len(glob.glob(f"{corpus}/warc/*.warc.gz")), "warc_bytes": size,
+            "pages": pages, "mix": json.loads(Path(corpus, "_DONE").read_text())["categories"],
+            "warc_files": len(glob.glob(f"{corpus}/warc/*.warc.gz")), "warc_bytes": size,
             "per_stage": per_stage(staged, cores), "staged_seconds": staged["seconds"],
             "fused": {k: fused[k] for k in ("seconds", "peak_memory_bytes", "shuffle_bytes", "rows", "removed")},
             "fused_docs_per_s_per_core": round(records / fused["seconds"] / cores, 1),

@@ -83,3 +83,30 @@ def test_a_pointer_committed_pipeline_equals_a_renamed_one_and_gc_removes_the_ol
     done = collect_garbage(str(out))
     assert done["removed"] == [str(out / run1)] and not (out / run1).exists() and (out / run2).exists()
     assert _rows(resolve_data(spark, f"{out}/data")) == _rows(data.replace(run1, run2))
+
+
+def test_a_stage_that_reads_its_input_several_times_gets_it_materialised_once(spark, sample_dir, tmp_path, caplog):
+    """Near-dedup reads its input four times (signatures, shingle sets, the estimate, the output join).
+    Behind WARC extraction and exact dedup in the same segment, the runner materialises that input, so
+    every WARC file is opened once; the rows equal those of the run with an explicit checkpoint."""
+    import logging
+
+    conf = sample_config(sample_dir, tmp_path / "fused", conf="dedup_sample.yaml")
+    conf["sources"] = [s for s in conf["sources"] if s["format"] == "warc"]
+    conf["stages"] = ["read", {"stage": "exact_dedup"}, {"stage": "minhash_dedup", "threshold": 0.8},
+                      {"stage": "write", "keep_removed": True}]
+    conf["work_dir"] = str(tmp_path / "work")
+    with caplog.at_level(logging.INFO, logger="tokenmill.pipeline"):
+        fused = run(spark, load_pipeline(str(write_config(tmp_path / "fused.yaml", conf))))
+    assert "minhash_dedup reads its input several times: materialised first" in caplog.text
+    opened = fused.manifest["stage_reports"]["read"]["files_opened"]
+    assert opened == len(list((sample_dir / "warc").glob("*.warc.gz")))  # each WARC file read once
+    caplog.clear()
+    staged = dict(conf, output=str(tmp_path / "staged"))
+    staged["stages"] = ["read", {"stage": "exact_dedup", "checkpoint": True}] + conf["stages"][2:]
+    with caplog.at_level(logging.INFO, logger="tokenmill.pipeline"):
+        checkpointed = run(spark, load_pipeline(str(write_config(tmp_path / "staged.yaml", staged))))
+    assert "materialised first" not in caplog.text  # its input is the checkpoint's Parquet: a plain scan
+    assert _rows(str(tmp_path / "fused" / "data")) == _rows(str(tmp_path / "staged" / "data"))
+    assert fused.manifest["output"]["removed_by_reason_and_source"] == \
+        checkpointed.manifest["output"]["removed_by_reason_and_source"]

@@ -173,7 +173,7 @@ def describe_minhash(manifest: dict, label: str) -> list[str]:
 
 @register("minhash_dedup", "filter", MinHashDedupParams, version="3",
           requires=lambda p: [ID, TEXT, SOURCE] + p.policy_columns(), adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF],
-          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash)  # 3: exact verification, chosen bands
+          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash, passes="many")  # 3: exact verification, chosen bands
 def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
     spark = df.sparkSession

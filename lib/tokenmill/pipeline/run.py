@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import __version__
-from ..checkpoints import remove_checkpoints, use_work_dir
+from ..checkpoints import materialize, remove_checkpoints, use_work_dir
 from ..errors import OutputError
 from ..io.hadoopfs import qualify
 from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
@@ -127,7 +127,11 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     try:
         with StagedOutput(spark, dest) as out:
             df = done.df
-            for part in segment:
+            for i, part in enumerate(segment):
+                if part.spec.passes == "many" and not _cheap_to_reread(segment[:i], plan):
+                    log.info("%s reads its input several times: materialised first, so the stages before it run "
+                             "once (`checkpoint: true` on the stage before keeps it across reruns)", part.label)
+                    df = materialize(df)
                 df = part.spec.run(ctx.for_stage(part.label), df, part.params)
             done.reports.update(ctx.take_reports())
             observation = None
@@ -197,6 +201,16 @@ def _volume(observation, labels: list[str]) -> dict:
         out["kept_tokens"] = got.get("kept_tokens") or 0
         out["removed_tokens"] = {label: got.get(f"t{i}") for i, label in enumerate(labels)}
     return out
+
+
+def _cheap_to_reread(before: list[PlannedStage], plan: Plan) -> bool:
+    """Whether the frame after ``before`` (the segment's stages so far) is a plain scan: nothing yet (the
+    segment starts from a checkpoint's Parquet), or only the read of Parquet / staged Hugging Face sources.
+    Anything else (WARC extraction, language id, quality signals) costs more to recompute than to keep."""
+    if not before:
+        return True
+    return ([s.name for s in before] == ["read"]
+            and all(getattr(src, "format", None) in ("parquet", "hf") for src in plan.config.sources))
 
 
 def _keeps_removed(plan: Plan) -> bool:

@@ -127,6 +127,7 @@ class StageSpec:
     audit: Columns = ()  # columns kept on removed rows (besides id, source, url and removed_by)
     summarize: Callable[[Written], dict] | None = None  # -> keys of the manifest's `output`
     describe: Callable[[dict, str], list[str]] | None = None  # (manifest, label) -> console lines
+    passes: Literal["one", "many"] = "one"  # "many": reads its input several times (the runner materialises it)
 
     def columns(self, which: Literal["requires", "adds", "audit"], params: Any) -> list[str]:
         value = getattr(self, which)
@@ -139,10 +140,12 @@ REGISTRY: dict[str, StageSpec] = {}
 def register(name: str, kind: Kind, params: type[StageParams] = StageParams, version: str = "1", *,
              requires: Columns = (), adds: Columns = (), audit: Columns = (),
              summarize: Callable[[Written], dict] | None = None,
-             describe: Callable[[dict, str], list[str]] | None = None):
+             describe: Callable[[dict, str], list[str]] | None = None, passes: Literal["one", "many"] = "one"):
     """Decorator: make a stage function available to configs under ``name``, with what it declares.
 
     ``requires``, ``adds`` and ``audit`` are column names, or a function of the stage's params giving them.
+    ``passes="many"``: the stage reads its input more than once, so the runner materialises an input that
+    is expensive to recompute (stages before it in the same segment) instead of re-running them per pass.
     The decorated function, called without a label in its context (a notebook, a test), gets the label
     `params.id or name`.
     """
@@ -158,7 +161,7 @@ def register(name: str, kind: Kind, params: type[StageParams] = StageParams, ver
             return fn(ctx, df, p)
 
         REGISTRY[name] = StageSpec(name, kind, params, run, version, (fn.__doc__ or "").strip().split("\n")[0],
-                                   requires, adds, audit, summarize, describe)
+                                   requires, adds, audit, summarize, describe, passes)
         return run
 
     return wrap
