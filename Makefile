@@ -51,7 +51,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) bench/ingest.py --pages 10000 --out bench/results/ingest.json
+	$(PY) bench/ingest.py --pages 100000 --out bench/results/ingest.json
 	$(PY) bench/tokens.py --docs 20000 --out bench/results/tokens.json
 	$(PY) bench/mixture.py --sizes 20000,100000,1000000 --out bench/results/mixture.json
 	$(PY) bench/langid.py --docs 10000 --out bench/results/langid.json
@@ -65,6 +65,8 @@ bench: setup
 	$(PY) bench/image_text.py --rows 1000000 --out bench/results/image_text.json
 	$(PY) bench/report.py --sizes 100000,1000000 --out bench/results/report.json
 	$(PY) bench/cold.py --docs 100000 --out bench/results/cold.json
+	$(PY) bench/pipeline_1m.py --pages 100000,1000000 --out bench/results/pipeline_1m.json
+	$(PY) bench/cost.py --pages 3.16e9 --hours 24 --out bench/results/cost.json
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -145,6 +145,17 @@ def main() -> None:
                               "flagged": len(ids), "recall_planted": len(ids & set(planted)) / len(planted),
                               "flagged_unplanted": len(ids - set(planted)),
                               "note": "includes index build, the common-n-gram pass and the flag pass"}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from coldrun import cold_pipeline
+
+    cold = os.path.join(work, "cold")
+    os.makedirs(cold, exist_ok=True)
+    results["tokenmill_pipeline_cold"] = cold_pipeline({
+        "name": "bench-decontam", "output": os.path.join(cold, "out"), "work_dir": os.path.join(cold, "work"),
+        "sources": [{"name": "gen", "format": "parquet", "paths": os.path.join(work, "docs.parquet"),
+                     "fields": {"id_field": "id"}}],
+        "stages": ["read", {"stage": "decontaminate", **params.model_dump(mode="json", exclude={"stage"},
+                                                                          exclude_defaults=True)}, "write"]}, cold)
     print(json.dumps(results, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")

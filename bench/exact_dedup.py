@@ -109,6 +109,14 @@ def best(run, repeat: int) -> dict:
     return min((run() for _ in range(repeat)), key=lambda r: r["seconds"])
 
 
+def cold_pipeline(config: dict, work: str) -> dict:
+    """The same work as `tokenmill pipeline` (read Parquet -> exact_dedup -> write), a cold whole process."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from coldrun import cold_pipeline as run
+
+    return run(config, work)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=100_000)
@@ -136,6 +144,12 @@ def main() -> None:
                                             args.repeat),
                    "python_one_process_nfkc": python_run(data, args.docs)}
         results["nfkc_cost"] = round(results["exact_dedup_nfkc"]["seconds"] / results["exact_dedup"]["seconds"], 2)
+        cold_dir = os.path.join(work, "cold")
+        os.makedirs(cold_dir)
+        results["tokenmill_pipeline_cold"] = cold_pipeline({
+            "name": "bench-exact", "output": os.path.join(cold_dir, "out"), "work_dir": os.path.join(cold_dir, "work"),
+            "sources": [{"name": "gen", "format": "parquet", "paths": data, "fields": {"id_field": "id"}}],
+            "stages": ["read", {"stage": "exact_dedup", "nfkc": True}, "write"]}, cold_dir)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
         print(json.dumps(results, indent=1))

@@ -170,7 +170,8 @@ def run_pipeline(cfg: dict, work: str) -> dict:
                 read = metrics.get("Shuffle Read Metrics") or {}
                 shuffle_read += read.get("Remote Bytes Read", 0) + read.get("Local Bytes Read", 0)
     manifest = json.loads(Path(cfg["output"], "manifest.json").read_text())
-    return {"seconds": round(seconds, 1), "segments": segments,
+    written = {"output": _bytes(cfg["output"]), "work": _bytes(cfg["work_dir"])}
+    return {"seconds": round(seconds, 1), "segments": segments, "bytes_written": written,
             "peak_memory_bytes": {"jvm": memory.jvm, "python_worker_max": memory.worker,
                                   "python_workers_total": memory.workers},
             "shuffle_bytes": {"written": shuffle_write, "read": shuffle_read},
@@ -178,6 +179,10 @@ def run_pipeline(cfg: dict, work: str) -> dict:
             "removed": sum(manifest["output"].get("removed_by_reason_and_source", {}).get(r, {}).get(s, 0)
                            for r in manifest["output"].get("removed_by_reason_and_source", {})
                            for s in manifest["output"]["removed_by_reason_and_source"][r])}
+
+
+def _bytes(folder: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
 
 
 def per_stage(staged: dict, cores: int) -> list[dict]:
@@ -222,7 +227,9 @@ def main() -> None:
             "pages": pages, "mix": json.loads(Path(corpus, "_DONE").read_text())["categories"],
             "warc_files": len(glob.glob(f"{corpus}/warc/*.warc.gz")), "warc_bytes": size,
             "per_stage": per_stage(staged, cores), "staged_seconds": staged["seconds"],
-            "fused": {k: fused[k] for k in ("seconds", "peak_memory_bytes", "shuffle_bytes", "rows", "removed")},
+            "fused": {k: fused[k] for k in ("seconds", "peak_memory_bytes", "shuffle_bytes", "bytes_written", "rows",
+                                            "removed")},
+            "staged_bytes_written": staged["bytes_written"],
             "fused_docs_per_s_per_core": round(records / fused["seconds"] / cores, 1),
             "fused_core_seconds_per_1k_docs": round(fused["seconds"] * cores / records * 1000, 2),
         }

@@ -142,6 +142,18 @@ def main() -> None:
         "docs_per_s_per_core": round(len(texts) / spark_s / cores, 1), "kept": counts.get(None, 0),
         "what": "quality_signals + gopher_repetition, gopher_quality, c4 (line filter), fineweb quality_filter "
                 "stages, read from Parquet, counted; workers warmed by a 1,000-document run first"}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from coldrun import cold_pipeline
+
+    cold = os.path.join(work, "cold")
+    os.makedirs(cold)
+    results["tokenmill_pipeline_cold"] = cold_pipeline({
+        "name": "bench-quality", "output": os.path.join(cold, "out"), "work_dir": os.path.join(cold, "work"),
+        "sources": [{"name": "gen", "format": "parquet", "paths": os.path.join(work, "docs.parquet"),
+                     "fields": {"id_field": "id", "url_field": "url"}}],
+        "stages": ["read", "quality_signals"] + [{"stage": "quality_filter", "id": r, "rules": r} for r in
+                                                 ("gopher_repetition", "gopher_quality", "c4", "fineweb")]
+        + [{"stage": "write", "keep_removed": True}]}, cold)
     if isinstance(results["datatrove_one_process"], dict):
         results["speedup_spark_per_core"] = round(results["tokenmill_spark_local"]["docs_per_s_per_core"]
                                                   / results["datatrove_one_process"]["docs_per_s_per_core"], 1)

@@ -100,6 +100,15 @@ def main() -> None:
         spark_res[method] = {"tokens": n, "seconds": wall, "tokens_per_s_per_core": n / wall / cores}
     spark.stop()
     results["spark_local"] = spark_res
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
+    from coldrun import cold_pipeline
+
+    os.makedirs(f"{work}/cold", exist_ok=True)
+    results["tokenmill_pipeline_cold"] = cold_pipeline({
+        "name": "bench-tokens", "output": f"{work}/cold/out", "work_dir": f"{work}/cold/work",
+        "sources": [{"name": "bench", "format": "parquet", "paths": f"{work}/docs.parquet",
+                     "fields": {"id_field": "id"}}],
+        "stages": ["read", {"stage": "tokens", "tokenizer": tok_dir}, "write"]}, f"{work}/cold")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump(results, handle, indent=2)
