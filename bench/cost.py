@@ -57,7 +57,7 @@ def markdown(p: dict) -> str:
               f"({p['nodes_for_run']:,} nodes of {p['node_cores']} cores)",
               f"- documents kept: {_si(p['kept_docs'])}",
               f"- output Parquet written: {_si(p['bytes']['output'])}B; shuffle written: "
-              f"{_si(p['bytes']['shuffle_written'])}B; work folder left after the run: {_si(p["bytes"]["work_after_run"])}B",
+              f"{_si(p['bytes']['shuffle_written'])}B; work folder left after the run: {_si(p['bytes']['work_after_run'])}B",
               f"- peak memory per executor slot measured: JVM {_si(p['peak_memory_bytes']['jvm'])}B for 2 cores, "
               f"a Python worker {_si(p['peak_memory_bytes']['python_worker_max'])}B"]
     return "\n".join(lines)
