@@ -109,14 +109,6 @@ def best(run, repeat: int) -> dict:
     return min((run() for _ in range(repeat)), key=lambda r: r["seconds"])
 
 
-def cold_pipeline(config: dict, work: str) -> dict:
-    """The same work as `tokenmill pipeline` (read Parquet -> exact_dedup -> write), a cold whole process."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from coldrun import cold_pipeline as run
-
-    return run(config, work)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=100_000)
@@ -144,6 +136,9 @@ def main() -> None:
                                             args.repeat),
                    "python_one_process_nfkc": python_run(data, args.docs)}
         results["nfkc_cost"] = round(results["exact_dedup_nfkc"]["seconds"] / results["exact_dedup"]["seconds"], 2)
+        sys.path.insert(0, str(ROOT / "bench"))
+        from coldrun import cold_pipeline
+
         cold_dir = os.path.join(work, "cold")
         os.makedirs(cold_dir)
         results["tokenmill_pipeline_cold"] = cold_pipeline({

@@ -89,20 +89,13 @@ def _map_column(rows: list[Row], field: pa.Field) -> pa.Array:
     keys: list = []
     values: list = []
     offsets = [0]
-    nulls = []
     for row in rows:
         mapping = row.get(field.name)
-        if mapping is None:
-            nulls.append(len(offsets) - 1)
-        else:
+        if mapping is not None:
             keys.extend(mapping.keys())
             values.extend(mapping.values())
         offsets.append(len(keys))
-    mask = None
-    if nulls:
-        flags = [False] * len(rows)
-        for i in nulls:
-            flags[i] = True
-        mask = pa.array(flags)
+    nulls = [row.get(field.name) is None for row in rows]
     return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, field.type.key_type),
-                                   pa.array(values, field.type.item_type), mask=mask)
+                                   pa.array(values, field.type.item_type),
+                                   mask=pa.array(nulls) if any(nulls) else None)
