@@ -18,11 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def project(measured: dict, pages: float, hours: float, node_cores: int) -> dict:
-    run = max(measured["runs"].values(), key=lambda r: r["pages"])
+    """Per-stage figures from the largest run with a staged measurement, the whole run's from the largest
+    with a fused one (a size may have only one of them)."""
+    runs = measured["runs"].values()
+    staged_run = max((r for r in runs if r.get("per_stage")), key=lambda r: r["pages"])
+    run = max((r for r in runs if r.get("fused")), key=lambda r: r["pages"])
     n = run["pages"]
     stages = []
-    for st in run["per_stage"]:
-        docs = pages * st["docs_in"] / n
+    for st in staged_run["per_stage"]:
+        docs = pages * st["docs_in"] / staged_run["pages"]
         core_h = docs / st["docs_per_s_per_core"] / 3600 if st["docs_per_s_per_core"] else 0.0
         stages.append({"stage": st["stage"], "docs_in": docs, "docs_per_s_per_core": st["docs_per_s_per_core"],
                        "core_hours": core_h})
@@ -30,7 +34,10 @@ def project(measured: dict, pages: float, hours: float, node_cores: int) -> dict
     whole_core_h = pages * run["fused_core_seconds_per_1k_docs"] / 1000 / 3600
     cores = whole_core_h / hours
     per_page = {k: v / n for k, v in fused["bytes_written"].items()}
-    return {"measured_pages": n, "pages": pages, "hours": hours, "stages": stages,
+    flat = {str(r["pages"]): r["fused_core_seconds_per_1k_docs"] for r in sorted(runs, key=lambda r: r["pages"])
+            if r.get("fused")}
+    return {"measured_pages": n, "stages_measured_pages": staged_run["pages"], "pages": pages, "hours": hours,
+            "stages": stages, "fused_core_seconds_per_1k_pages_by_size": flat,
             "staged_core_hours": sum(s["core_hours"] for s in stages), "whole_run_core_hours": whole_core_h,
             "cores_for_run": cores, "nodes_for_run": math.ceil(cores / node_cores), "node_cores": node_cores,
             "kept_docs": pages * fused["rows"] / n,
@@ -53,7 +60,10 @@ def markdown(p: dict) -> str:
         lines.append(f"| {s['stage']} | {_si(s['docs_in'])} | {s['docs_per_s_per_core']:,} | {s['core_hours']:,.0f} |")
     lines.append(f"| **stages one by one** | | | **{p['staged_core_hours']:,.0f}** |")
     lines.append(f"| **whole run (fused)** | {_si(p['pages'])} pages | | **{p['whole_run_core_hours']:,.0f}** |")
-    lines += ["", f"- cores for a {p['hours']:.0f}-hour run: {p['cores_for_run']:,.0f} "
+    lines += ["", f"- per-stage rates measured at {_si(p['stages_measured_pages'])} pages, the whole run at "
+              f"{_si(p['measured_pages'])}; core-seconds per 1,000 pages of the whole run by size measured: "
+              + ", ".join(f"{_si(float(k))} pages {v}" for k, v in p["fused_core_seconds_per_1k_pages_by_size"].items()),
+              f"- cores for a {p['hours']:.0f}-hour run: {p['cores_for_run']:,.0f} "
               f"({p['nodes_for_run']:,} nodes of {p['node_cores']} cores)",
               f"- documents kept: {_si(p['kept_docs'])}",
               f"- output Parquet written: {_si(p['bytes']['output'])}B; shuffle written: "

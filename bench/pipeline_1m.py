@@ -6,11 +6,12 @@ Gopher repetition, Gopher quality, C4, FineWeb rules -> exact dedup -> MinHash d
 - *staged*: every stage is a checkpoint, so each stage is its own segment and its log line ("done in
   X s: stage a -> b") gives the stage's seconds (its Parquet checkpoint write included): documents in per
   second per core, per stage;
-- *fused*: the pipeline as users write it (one plan up to the write, plus the checkpoints the stages make
-  themselves): the whole run's wall time, its peak memory (the JVM's resident set, the Python workers' —
+- *fused*: the pipeline as users write it (no checkpoint asked for; the runner's own before exact and near
+  dedup, `auto_checkpoint`, set the filtered-out rows aside): the whole run's wall time, its peak memory (the JVM's resident set, the Python workers' —
   each and all together, sampled every half second) and the bytes Spark shuffled (its event log).
 Corpus: bench/crawlgen.py (English web documents of every kind, other languages, copies). Sizes:
-`--pages 100000,1000000`; the cost per document should stay flat between them.
+`--pages 100000,1000000`; the cost per document should stay flat between them. `--runs fused` (or
+`staged`) runs one kind and keeps the other's figures from the results file.
 Results: bench/results/pipeline_1m.json (docs/COST.md projects a Common Crawl snapshot from them).
 """
 
@@ -201,14 +202,18 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "tokenmill-bench"))
     ap.add_argument("--keep", action="store_true", help="keep the run folders (default: removed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline_1m.json"))
+    ap.add_argument("--runs", default="staged,fused", help="staged, fused or both (a size's other run, if any, "
+                    "is kept from the results file)")
     args = ap.parse_args()
     from crawlgen import write_crawl
 
     cores = os.cpu_count() or 1
+    kinds = set(args.runs.split(","))
+    earlier = json.loads(Path(args.out).read_text()) if os.path.exists(args.out) else {}
     result: dict = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                                 "cpu_count": cores},
                     "stages": [s if isinstance(s, str) else s.get("id", s["stage"]) for s in stages("")],
-                    "runs": {}}
+                    "runs": earlier.get("runs", {})}
     for pages in [int(p) for p in args.pages.split(",")]:
         corpus = os.path.join(args.cache, f"pages-{pages}")
         if not os.path.exists(os.path.join(corpus, "_DONE")):
@@ -218,21 +223,25 @@ def main() -> None:
             Path(corpus, "_DONE").write_text(json.dumps({**mix, "seconds": round(time.time() - started)}))
         size = sum(os.path.getsize(f) for f in glob.glob(f"{corpus}/warc/*.warc.gz"))
         work = tempfile.mkdtemp(prefix=f"tokenmill-p{pages}-")
-        staged = run_pipeline(config(corpus, os.path.join(work, "staged"), True), os.path.join(work, "staged"))
-        print(pages, "staged", staged["seconds"], "s", flush=True)
-        fused = run_pipeline(config(corpus, os.path.join(work, "fused"), False), os.path.join(work, "fused"))
-        print(pages, "fused", fused["seconds"], "s", flush=True)
-        records = staged["segments"][0]["stages"][0]["rows_in"] if staged["segments"] else pages
-        result["runs"][str(pages)] = {
-            "pages": pages, "mix": json.loads(Path(corpus, "_DONE").read_text())["categories"],
-            "warc_files": len(glob.glob(f"{corpus}/warc/*.warc.gz")), "warc_bytes": size,
-            "per_stage": per_stage(staged, cores), "staged_seconds": staged["seconds"],
-            "fused": {k: fused[k] for k in ("seconds", "peak_memory_bytes", "shuffle_bytes", "bytes_written", "rows",
-                                            "removed")},
-            "staged_bytes_written": staged["bytes_written"],
-            "fused_docs_per_s_per_core": round(records / fused["seconds"] / cores, 1),
-            "fused_core_seconds_per_1k_docs": round(fused["seconds"] * cores / records * 1000, 2),
-        }
+        entry = dict(result["runs"].get(str(pages), {}))
+        entry.update({"pages": pages, "mix": json.loads(Path(corpus, "_DONE").read_text())["categories"],
+                      "warc_files": len(glob.glob(f"{corpus}/warc/*.warc.gz")), "warc_bytes": size})
+        if "staged" in kinds:
+            staged = run_pipeline(config(corpus, os.path.join(work, "staged"), True), os.path.join(work, "staged"))
+            print(pages, "staged", staged["seconds"], "s", flush=True)
+            entry.update({"per_stage": per_stage(staged, cores), "staged_seconds": staged["seconds"],
+                          "staged_bytes_written": staged["bytes_written"],
+                          "staged_measured": time.strftime("%Y-%m-%d")})
+        if "fused" in kinds:
+            fused = run_pipeline(config(corpus, os.path.join(work, "fused"), False), os.path.join(work, "fused"))
+            print(pages, "fused", fused["seconds"], "s", flush=True)
+            entry.update({
+                "fused": {k: fused[k] for k in ("seconds", "peak_memory_bytes", "shuffle_bytes", "bytes_written",
+                                                "rows", "removed", "segments")},
+                "fused_docs_per_s_per_core": round(pages / fused["seconds"] / cores, 1),
+                "fused_core_seconds_per_1k_docs": round(fused["seconds"] * cores / pages * 1000, 2),
+                "fused_measured": time.strftime("%Y-%m-%d")})
+        result["runs"][str(pages)] = entry
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,28 @@ def test_exact_dedup_nfkc(spark, tmp_path):
     assert out.columns == plain.columns and ctx.reported("exact_dedup")["nfkc"] is True
 
 
+def test_exact_dedup_spreads_rows_without_a_key(spark, tmp_path):
+    """Rows removed by earlier stages have no key; they are spread over the window's partitions by id, not
+    all sent to the one partition of the null key (two thirds of a crawl in one task)."""
+    rows = [(f"r{i:03d}", "s", f"u{i}", f"text number {'abcdefg'[i % 7]}", "quality:short" if i % 3 else None)
+            for i in range(120)]
+    df = spark.createDataFrame(rows, "id string, source string, url string, text string, removed_by string")
+    key = "spark.sql.adaptive.coalescePartitions.enabled"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "false")  # keep the 4 shuffle partitions as they are, to see where rows went
+    try:
+        out = exact_dedup(_ctx(spark, tmp_path), df, ExactDedupParams(stage="exact_dedup"))
+        parts = {r["p"] for r in out.where("removed_by = 'quality:short'")
+                 .select(F.spark_partition_id().alias("p")).collect()}
+        got = {r["id"]: r[REMOVED_BY] for r in out.collect()}
+    finally:
+        spark.conf.set(key, before)
+    assert len(parts) > 1
+    # 40 live rows (i % 3 == 0) with 7 texts: one survivor per text, the rest duplicates; removed rows untouched
+    assert sum(v == "exact_dedup:duplicate" for v in got.values()) == 40 - 7
+    assert sum(v == "quality:short" for v in got.values()) == 80
+
+
 def test_exact_dedup_same_result_for_any_partitioning(spark, tmp_path):
     one = exact_dedup(_ctx(spark, tmp_path), _frame(spark).coalesce(1), ExactDedupParams(stage="exact_dedup"))
     many = exact_dedup(_ctx(spark, tmp_path), _frame(spark).repartition(5), ExactDedupParams(stage="exact_dedup"))
@@ -101,17 +123,14 @@ def test_signatures_match_datasketch():
 
 def test_arrow_words_equal_python_normalisation():
     """The batch (Arrow) word split is the one the Python normalisation gives, on awkward text too."""
-    from tokenmill.dedup.minhash import _word_hashes
-    from tokenmill.text.ngrams import TokenHasher
+    from tokenmill.dedup.minhash import batch_words
 
     texts = ["Hello, World! It's 2024-11-23; e-mail: a_b@c.de", "caf\u00e9 CAF\u00c9 na\u00efve \u00ff\u00df",
              "\u00a0non\u00a0breaking\u2003em\u3000ideographic\tTab\nLine\x0bvt\x1cfs",
              "\uff21\uff22\uff23 \uff11\uff12 \u2460 fullwidth and circled", "\u0645\u0631\u062d\u0628\u0627 \u0661\u0662\u0663 \u4f60\u597d\uff0c\u4e16\u754c",
              "", "   ", "...!!!", "\u0915\u093f\u0924\u093e\u092c \u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22", "e\u0301 combining"]
-    _, offsets, words = _word_hashes(texts, TokenHasher())
-    words = words.to_pylist()
-    for i, text in enumerate(texts):
-        assert words[offsets[i]:offsets[i + 1]] == normalised_words(text), text
+    for words, text in zip(batch_words(texts), texts, strict=True):
+        assert words == normalised_words(text), text
 
 
 def test_signatures_estimate_jaccard():
@@ -133,12 +152,54 @@ def test_signatures_estimate_jaccard():
         true = len(grams[0] & grams[j]) / len(grams[0] | grams[j])
         assert abs(estimated_jaccard(sig[0], sig[j]) - true) < 0.08
     assert estimated_jaccard(sig[0], sig[3]) == 0.0
-    # Coefficients are drawn over [1, p): unrelated documents never collide in every slot, and the
+    # Coefficients are drawn over all 64 bits: unrelated documents never collide in every slot, and the
     # permutations disagree (they do not all pick the same shingle).
     assert len({int(np.argmin(sig[0]))}) == 1 and len(set(sig[0].tolist())) > 200
     keys = band_keys(sig, 14, 8)
     assert keys.shape == (4, 14) and not (keys[0] == keys[3]).any()
     assert (keys[0] == keys[0]).all()
+
+
+def test_word_hashes_equal_for_equal_words_of_every_length():
+    """Words are hashed from the batch's bytes in 8-byte chunks (xxh3 past 64 bytes): equal words hash
+    equal wherever they are, different words differ, at every length around the chunk edges."""
+    from tokenmill.dedup.minhash import _normalised_bytes, _span_hashes, _word_spans
+
+    words = ["w" + "x" * k for k in range(100)] + ["y" * 70 + "a", "y" * 70 + "b", "abcdefgh", "abcdefghi",
+                                                   "abcdefgh\u00e9", "\u00e9abcdefg", "stra\u00dfe"]
+    texts = [" ".join(words), "  ".join(reversed(words)) + " ", "", "WX!"]
+    codes, offsets = _normalised_bytes(texts)
+    starts, ends, per_doc = _word_spans(codes, offsets)
+    h = _span_hashes(codes, starts, ends)
+    n = len(words)
+    assert per_doc.tolist() == [0, n, 2 * n, 2 * n, 2 * n + 1]
+    assert len(set(h[:n].tolist())) == n
+    assert h[:n].tolist() == h[n:2 * n].tolist()[::-1]
+    assert h[2 * n] == h[1]  # "WX!" normalises to "wx", the second word
+
+
+def test_signature_estimates_are_unbiased():
+    """The multiply-add permutations (over mixed inputs) estimate Jaccard without bias: 300 pairs of shingle
+    sets of known Jaccard, 128 permutations: mean error within 0.01, spread as the binomial's sqrt(J (1 - J) / k)."""
+    rng = np.random.default_rng(3)
+    spec = MinHashSpec(num_perm=128)
+    hashes, offsets, truth = [], [0], []
+    for _ in range(300):
+        size, j = int(rng.integers(50, 800)), rng.uniform(0.2, 0.95)
+        shared = int(round(2 * size * j / (1 + j)))  # |A n B| for |A| = |B| = size and Jaccard j
+        start = int(rng.integers(0, 2 ** 40))  # consecutive values: the hardest input for a linear family
+        pool = np.arange(start, start + 2 * size, dtype=np.uint64)
+        a, b = pool[:size], np.concatenate([pool[:shared], pool[size:2 * size - shared]])
+        truth.append(shared / (2 * size - shared))
+        for part in (a, b):
+            hashes.append(part)
+            offsets.append(offsets[-1] + len(part))
+    sig = signatures(np.concatenate(hashes), np.array(offsets), spec)
+    est = estimated_jaccard(sig[0::2], sig[1::2])
+    err = est - np.array(truth)
+    assert abs(err.mean()) < 0.01
+    z = err / np.sqrt(np.array(truth) * (1 - np.array(truth)) / 128)
+    assert 0.8 < z.std() < 1.2
 
 
 def test_band_chooser_and_s_curve():
@@ -445,8 +506,10 @@ def _near_threshold_frame(spark):
 
 
 def test_near_threshold_pairs_decided_by_exact_jaccard(spark, tmp_path):
-    """Copies around the threshold: with exact verification a copy is removed exactly when its Jaccard
-    with its original reaches 0.75 (the signature estimate, +-0.04, decided several wrongly)."""
+    """Copies around the threshold: with exact verification no copy below 0.75 is removed, and every copy at
+    or above it is, but for the few LSH does not make candidates (the bands are chosen for P(candidate) >=
+    0.95 at the threshold: about 2 of these 60 copies at 0.76). The signature estimate, +-0.04, decides
+    several wrongly in both directions."""
     from tokenmill.dedup.minhash_stage import MinHashDedupParams, minhash_dedup
 
     df, truth = _near_threshold_frame(spark)
@@ -458,10 +521,12 @@ def test_near_threshold_pairs_decided_by_exact_jaccard(spark, tmp_path):
         return {r["id"] for r in out.where(F.col(REMOVED_BY).isNotNull()).collect()}
 
     expected = {k for k, j in truth.items() if j >= 0.75}
-    assert removed("exact") == expected
+    exact = removed("exact")
+    missed = expected - exact
+    assert exact <= expected and len(missed) <= 3 and all(truth[k] < 0.8 for k in missed)
     report = ctx.reported("minhash_dedup")
     assert (report["bands"], report["rows"], report["verify"]) == (16, 6, "exact")
-    assert report["estimate"]["precision"] == 1.0 and report["estimate"]["recall"] == 1.0
+    assert report["estimate"]["precision"] == 1.0 and report["estimate"]["recall"] >= 0.95
     wrong = removed("estimate") ^ expected
     assert wrong  # the estimate misjudges pairs this close to the threshold
 

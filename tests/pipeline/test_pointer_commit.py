@@ -96,6 +96,7 @@ def test_a_stage_that_reads_its_input_several_times_gets_it_materialised_once(sp
     conf["stages"] = ["read", {"stage": "exact_dedup"}, {"stage": "minhash_dedup", "threshold": 0.8},
                       {"stage": "write", "keep_removed": True}]
     conf["work_dir"] = str(tmp_path / "work")
+    conf["auto_checkpoint"] = False  # one plan: exact_dedup's removals ride into near-dedup
     with caplog.at_level(logging.INFO, logger="tokenmill.pipeline"):
         fused = run(spark, load_pipeline(str(write_config(tmp_path / "fused.yaml", conf))))
     assert "minhash_dedup reads its input several times: materialised first" in caplog.text
@@ -110,3 +111,32 @@ def test_a_stage_that_reads_its_input_several_times_gets_it_materialised_once(sp
     assert _rows(str(tmp_path / "fused" / "data")) == _rows(str(tmp_path / "staged" / "data"))
     assert fused.manifest["output"]["removed_by_reason_and_source"] == \
         checkpointed.manifest["output"]["removed_by_reason_and_source"]
+
+
+def test_rows_removed_before_a_shuffle_are_set_aside_by_an_automatic_checkpoint(spark, sample_dir, tmp_path, caplog):
+    """A filter, then exact dedup (a window over whole rows): the runner ends the segment after the filter,
+    so its removed rows go to a checkpoint's removed/ instead of through the shuffle. Same rows, same
+    removals, same audit trail as the one-plan run (`auto_checkpoint: false`)."""
+    import logging
+
+    conf = sample_config(sample_dir, tmp_path / "auto", conf="dedup_sample.yaml")
+    conf["sources"] = [s for s in conf["sources"] if s["format"] == "warc"]
+    conf["stages"] = ["read", {"stage": "filter_rows", "when": "length(text) < 400", "reason": "short"},
+                      {"stage": "exact_dedup"}, {"stage": "write", "keep_removed": True}]
+    conf["work_dir"] = str(tmp_path / "work")
+    with caplog.at_level(logging.INFO, logger="tokenmill.pipeline"):
+        auto = run(spark, load_pipeline(str(write_config(tmp_path / "auto.yaml", conf))))
+    assert "checkpoint after filter_rows: exact_dedup moves whole rows" in caplog.text
+    assert (tmp_path / "work" / "01-filter_rows" / "manifest.json").exists()
+    caplog.clear()
+    plain = dict(conf, output=str(tmp_path / "plain"), work_dir=str(tmp_path / "work2"), auto_checkpoint=False)
+    with caplog.at_level(logging.INFO, logger="tokenmill.pipeline"):
+        one = run(spark, load_pipeline(str(write_config(tmp_path / "plain.yaml", plain))))
+    assert "checkpoint after" not in caplog.text and not (tmp_path / "work2" / "01-filter_rows").exists()
+    removed = auto.manifest["output"]["removed_by_reason_and_source"]
+    assert removed["filter_rows:short"] and removed["exact_dedup:duplicate"]
+    assert removed == one.manifest["output"]["removed_by_reason_and_source"]
+    assert [(r["stage"], r["rows_in"], r["rows_out"]) for r in auto.manifest["stages"]] == \
+        [(r["stage"], r["rows_in"], r["rows_out"]) for r in one.manifest["stages"]]
+    for part in ("data", "removed"):
+        assert _rows(str(tmp_path / "auto" / part)) == _rows(str(tmp_path / "plain" / part))

@@ -73,7 +73,7 @@ _SECOND_SEED = "tokenmill-exact-dedup-128"  # the second half of the key: xxhash
 
 @register("exact_dedup", "filter", ExactDedupParams, version="2",  # 2: the 128-bit key
           requires=lambda p: [ID] + ([] if p.column else [TEXT]) + ([URL] if p.by_url else []) + p.policy_columns(),
-          adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF], audit=[DUP_OF, DUP_CLUSTER])
+          adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF], audit=[DUP_OF, DUP_CLUSTER], shuffles=True)
 def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> DataFrame:
     """Keep one document per exact (normalised) text; `dup_cluster`, `dup_cluster_size`, `dup_of` say which."""
     name = ctx.label
@@ -95,8 +95,11 @@ def exact_dedup(ctx: StageContext, df: DataFrame, params: ExactDedupParams) -> D
     digest = F.format_string("%016x%016x", F.xxhash64(*parts), F.xxhash64(F.lit(_SECOND_SEED), *parts))
     key = F.when(live(df) & has_text, digest)
     out = df.withColumn("__norm", text).withColumn(DUP_CLUSTER, key).drop("__norm")
-    w = Window.partitionBy(DUP_CLUSTER).orderBy(*survivor_order(params, df.columns))
-    whole = Window.partitionBy(DUP_CLUSTER)
+    # Rows without a key (removed earlier, or empty) are each their own window partition, by their id: one
+    # null partition would send every removed row of the crawl (two thirds of it, text and all) to one task.
+    group = F.coalesce(F.col(DUP_CLUSTER), F.concat(F.lit("-"), F.col(ID).cast("string")))
+    w = Window.partitionBy(group).orderBy(*survivor_order(params, df.columns))
+    whole = Window.partitionBy(group)
     out = (out.withColumn("__rank", F.when(F.col(DUP_CLUSTER).isNotNull(), F.row_number().over(w)))
            .withColumn(DUP_CLUSTER_SIZE, F.when(F.col(DUP_CLUSTER).isNotNull(), F.count(F.lit(1)).over(whole)))
            .withColumn(DUP_OF, F.when(F.col("__rank") > 1, F.first(ID).over(w))))

@@ -2,12 +2,15 @@
 
 Normalisation before shingling (as DataTrove/FineWeb): NFKC, lower case, punctuation dropped (tokens are
 runs of word characters), whitespace collapsed, every digit -> 0. Shingles: word n-grams (n = 5 by
-default) or character n-grams of the normalised text, hashed to 64 bits once. Permutations:
-h_k(x) = (a_k * x + b_k) mod p, p = 2^61 - 1, with a_k drawn uniformly from [1, p) and b_k from [0, p)
-(small coefficients would barely wrap and make every permutation pick the same shingle). The product is
-taken in wrap-around uint64 arithmetic, as datasketch does. A `datasketch` mode reproduces
-`datasketch.MinHash(num_perm, seed, scheme="legacy")` fed with the same shingles (SHA-1 32-bit hashes of
-the space-joined words), so signatures can be checked against the library users know.
+default) or character n-grams of the normalised text, hashed to 64 bits once. Words are hashed straight
+from the normalised UTF-8 bytes of the whole batch (a polynomial over the bytes, then a 64-bit mixer), so
+no word becomes a Python string. Permutations: h_k(x) = (a_k * x + b_k) mod 2^64 with a_k odd (a bijection
+of the 64-bit hashes; its high bits, which decide the minimum, depend on every bit of x): the
+multiply-add-shift family of Dietzfelbinger et al. (1997) without the shift, 2.3x faster than the
+Mersenne-prime family (a 64-bit modulo takes five more passes) and as good on hashed shingles, which are
+already uniform. A `datasketch` mode reproduces `datasketch.MinHash(num_perm, seed, scheme="legacy")`
+(h = (a x + b) mod (2^61 - 1), 32 bits kept) fed with the same shingles (SHA-1 32-bit hashes of the
+space-joined words), so signatures can be checked against the library users know.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import regex
+import xxhash
 
 from ..text.ngrams import TokenHasher, batch_ngrams
 
@@ -33,6 +37,26 @@ _S61 = np.uint64(61)
 _DIGIT = re.compile(r"\d")
 _WORD_RUN = regex.compile(r"[\p{L}\p{M}\p{N}_]+")
 _CHUNK = 4096  # shingles per numpy block: 4,096 x 112 uint64 = 3.7 MB, about a cache's worth
+_MAX64 = np.uint64((1 << 64) - 1)
+_SPACE = 0x20
+
+
+def _ascii_table() -> np.ndarray:
+    """Byte -> byte for the normalisation of ASCII: upper -> lower case, digit -> '0', any other byte that is
+    not a word character (punctuation, controls, whitespace) -> space; bytes >= 0x80 (UTF-8 sequences) kept."""
+    table = np.arange(256, dtype=np.uint8)
+    for c in range(128):
+        ch = chr(c)
+        if ch.isdigit():
+            table[c] = ord("0")
+        elif ch.isascii() and (ch.isalpha() or ch == "_"):
+            table[c] = ord(ch.lower())
+        else:
+            table[c] = _SPACE
+    return table
+
+
+_ASCII = _ascii_table()
 
 
 def normalised_words(text: str) -> list[str]:
@@ -59,8 +83,8 @@ class MinHashSpec:
             a, b = np.array(pairs, dtype=np.uint64).T
             return a, b
         rng = np.random.default_rng(self.seed)
-        a = rng.integers(1, int(P61), size=self.num_perm, dtype=np.uint64, endpoint=False)
-        b = rng.integers(0, int(P61), size=self.num_perm, dtype=np.uint64, endpoint=False)
+        a = rng.integers(0, _MAX64, size=self.num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)  # odd
+        b = rng.integers(0, _MAX64, size=self.num_perm, dtype=np.uint64, endpoint=True)
         return a, b
 
 
@@ -94,45 +118,117 @@ def shingle_hashes(texts: list[str] | pa.Array, spec: MinHashSpec, hasher: Token
             out.extend(hasher(grams).tolist())
             offsets.append(len(out))
         return np.array(out, dtype=np.uint64), np.array(offsets, dtype=np.int64)
-    flat, tok_off, words_arr = _word_hashes(texts, hasher)
+    codes, byte_off = _normalised_bytes(texts)
+    starts, ends, tok_off = _word_spans(codes, byte_off)
+    flat = _span_hashes(codes, starts, ends)
     lengths = np.diff(tok_off)
-    hashes, starts = batch_ngrams(flat, tok_off, spec.ngram)
-    doc_of = np.searchsorted(tok_off, starts, side="right") - 1
-    # Documents with at least one word but fewer than n: their words as one shingle.
+    counts = np.maximum(lengths - spec.ngram + 1, 0)
+    hashes, _ = batch_ngrams(flat, tok_off, spec.ngram)  # in document order, `counts` per document
+    # Documents with at least one word but fewer than n: their words as one shingle, in their place.
     short = np.flatnonzero((lengths > 0) & (lengths < spec.ngram))
     if len(short):
-        joined = [" ".join(words_arr[int(tok_off[d]):int(tok_off[d + 1])].to_pylist()) for d in short.tolist()]
-        extra = hasher(joined)
-        hashes = np.concatenate([hashes, extra])
-        doc_of = np.concatenate([doc_of, short])
-    order = np.argsort(doc_of, kind="stable")
-    counts = np.bincount(doc_of, minlength=len(texts))
-    return hashes[order], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        joined = [" ".join(bytes(codes[byte_off[d]:byte_off[d + 1]]).decode("utf-8").split())
+                  for d in short.tolist()]
+        at = np.concatenate([[0], np.cumsum(counts)])[short]
+        hashes = np.insert(hashes, at, hasher(joined))
+        counts[short] = 1
+    return hashes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-# One non-word character (not a letter, mark, number or underscore, and not ASCII whitespace) becomes a
-# space, then the text is split on whitespace: the same words as splitting on runs of non-word characters,
-# 2.5x faster with RE2 than `split_pattern_regex` on the run pattern.
-_NON_WORD_CHAR = r"[^\p{L}\p{M}\p{N}_\t\n\f\r ]"
+# Outside ASCII, one non-word character (not a letter, mark, number or underscore) becomes a space (ASCII
+# is mapped byte by byte by _ASCII): splitting on spaces then gives the runs of word characters.
+_NON_WORD_CHAR = r"[^\p{L}\p{M}\p{N}_\x00-\x7f]"
 
 
-def _word_hashes(texts: list[str] | pa.Array, hasher: TokenHasher) -> tuple[np.ndarray, np.ndarray, pa.Array]:
-    """Normalised words of the whole batch with Arrow kernels (NFKC, lower case, digits -> 0, split on
-    non-word characters), each distinct word hashed once: (hashes, per-document offsets, words)."""
+def _normalised_bytes(texts: list[str] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The batch normalised (NFKC, lower case, digits -> 0, non-word characters -> space) as one UTF-8 byte
+    array with per-document byte offsets. Arrow kernels do the Unicode work on the documents that are not
+    pure ASCII; ASCII bytes go through a 256-entry table (most web text is ASCII: no regex over it)."""
     arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(texts, pa.string())
-    arr = pc.utf8_lower(pc.utf8_normalize(arr.cast(pa.string()).fill_null(""), "NFKC"))
-    arr = pc.replace_substring_regex(arr, r"\p{Nd}", "0")
-    lists = pc.utf8_split_whitespace(pc.replace_substring_regex(arr, _NON_WORD_CHAR, " "))
-    words = lists.flatten()
-    doc_of = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-    keep = pc.greater(pc.utf8_length(words), 0)
-    words = words.filter(keep)
-    doc_of = doc_of[keep.to_numpy(zero_copy_only=False)]
-    enc = pc.dictionary_encode(words)
-    uniq = hasher(enc.dictionary.to_pylist())
-    hashes = uniq[enc.indices.to_numpy(zero_copy_only=False)] if len(words) else np.zeros(0, np.uint64)
-    counts = np.bincount(doc_of, minlength=len(texts))
-    return hashes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), words
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.utf8_normalize(arr.cast(pa.large_string()).fill_null(""), "NFKC")
+    wide = pc.invert(pc.string_is_ascii(arr))
+    if pc.any(wide).as_py():
+        sub = pc.utf8_lower(arr.filter(wide))
+        sub = pc.replace_substring_regex(sub, r"\p{Nd}", "0")
+        sub = pc.replace_substring_regex(sub, _NON_WORD_CHAR, " ")
+        arr = pc.replace_with_mask(arr, wide, sub)
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    codes = _ASCII[data[offsets[0]:offsets[-1]]]
+    return codes, offsets - offsets[0]
+
+
+def _word_spans(codes: np.ndarray, byte_off: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end) byte positions of every word (a run of non-space bytes inside one document) and the
+    per-document word offsets."""
+    is_word = codes != _SPACE
+    begins = is_word.copy()
+    begins[1:] &= ~is_word[:-1]
+    finishes = is_word.copy()
+    finishes[:-1] &= ~is_word[1:]
+    inside = byte_off[:-1][byte_off[:-1] < len(codes)]  # a word cannot run across documents
+    begins[inside] = is_word[inside]
+    last = byte_off[1:][byte_off[1:] > 0] - 1
+    finishes[last] = is_word[last]
+    starts = np.flatnonzero(begins)
+    ends = np.flatnonzero(finishes) + 1
+    return starts, ends, np.searchsorted(starts, byte_off).astype(np.int64)
+
+
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+_LONG_WORD = 64  # bytes: longer words (rare: URLs, base64) are hashed one by one with xxh3
+
+
+def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """64-bit hashes of the words: each word read as 8-byte little-endian chunks straight from the batch's
+    bytes (one unaligned 8-byte load per chunk, bytes past the word masked off), chunks folded with the
+    splitmix64 finaliser and the length mixed in, so every output bit depends on every byte. The same word
+    gives the same hash wherever it is."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    padded = np.zeros(len(codes) + 8, dtype=np.uint8)
+    padded[:len(codes)] = codes
+    chunks = np.ndarray(shape=(len(codes) + 1,), dtype="<u8", buffer=padded, strides=(1,))  # 8 bytes at each position
+    lengths = ends - starts
+    with np.errstate(over="ignore"):
+        h = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= chunks[starts] & _LOW_BYTES[np.minimum(lengths, 8)]
+        h = _mix64(h)
+        more = np.flatnonzero((lengths > 8) & (lengths <= _LONG_WORD))
+        step = 8
+        while len(more):
+            rest = lengths[more] - step
+            h[more] = _mix64(h[more] ^ (chunks[starts[more] + step] & _LOW_BYTES[np.minimum(rest, 8)]))
+            step += 8
+            more = more[rest > 8]
+    raw = None
+    for i in np.flatnonzero(lengths > _LONG_WORD).tolist():
+        raw = raw if raw is not None else codes.tobytes()
+        h[i] = xxhash.xxh3_64_intdigest(raw[starts[i]:ends[i]])
+    return h
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser (Steele et al. 2014), in place."""
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def batch_words(texts: list[str] | pa.Array) -> list[list[str]]:
+    """Each document's normalised words as the batch path finds them (for checks against `normalised_words`)."""
+    codes, byte_off = _normalised_bytes(texts)
+    starts, ends, tok_off = _word_spans(codes, byte_off)
+    raw = codes.tobytes()
+    words = [raw[a:b].decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return [words[tok_off[i]:tok_off[i + 1]] for i in range(len(tok_off) - 1)]
 
 
 def _char_grams(s: str, n: int) -> list[str]:
@@ -144,16 +240,18 @@ def signatures(hashes: np.ndarray, offsets: np.ndarray, spec: MinHashSpec,
     """(documents x num_perm) uint64 minimum of every permutation over each document's shingles.
     Documents without shingles get the maximum value in every slot (they match nothing).
 
-    `y mod p` for the Mersenne prime p = 2^61 - 1 is taken as (y & p) + (y >> 61) with one conditional
-    subtraction (the same value as numpy's `%`, five times faster: no 64-bit division), in blocks of a few
-    thousand shingles so the (shingles x num_perm) block stays in cache."""
+    tokenmill mode: (a x + b) mod 2^64 over the shingle hashes put through the splitmix64 finaliser first
+    (the family is only as good as its inputs are uniform: on consecutive integers, unmixed, its estimates
+    are biased by 0.03), two passes over a block. datasketch mode: `y mod p` for the
+    Mersenne prime p = 2^61 - 1 taken as (y & p) + (y >> 61) with one conditional subtraction (numpy's `%`
+    value, five times faster). Blocks of a few thousand shingles keep the (num_perm x block) array in cache."""
     a, b = perms if perms is not None else spec.permutations()
     a, b = a[:, None], b[:, None]
     n_docs = len(offsets) - 1
-    top = _MAX32 if spec.mode == "datasketch" else P61
-    sig = np.full((spec.num_perm, n_docs), top, dtype=np.uint64)  # permutation-major: reductions run along rows
+    legacy = spec.mode == "datasketch"
+    sig = np.full((spec.num_perm, n_docs), _MAX32 if legacy else _MAX64, dtype=np.uint64)  # permutation-major
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
-    xs = hashes if spec.mode == "datasketch" else _mod_p(hashes.copy())
+    xs = hashes if legacy else _mix64(hashes.astype(np.uint64, copy=True))  # uniform inputs whatever the hashes
     buf = np.empty((spec.num_perm, min(_CHUNK, len(xs))), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for lo in range(0, len(xs), _CHUNK):
@@ -162,8 +260,8 @@ def signatures(hashes: np.ndarray, offsets: np.ndarray, spec: MinHashSpec,
             h = buf[:, :len(x)]
             np.multiply(a, x, out=h)
             h += b
-            _mod_p(h)
-            if spec.mode == "datasketch":
+            if legacy:
+                _mod_p(h)
                 h &= _MAX32
             # Minimum per document: the block's documents are contiguous runs.
             starts = np.flatnonzero(np.concatenate([[True], d[1:] != d[:-1]]))

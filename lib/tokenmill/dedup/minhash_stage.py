@@ -115,10 +115,18 @@ class MinHashDedupParams(SurvivorParams):
         return MinHashSpec(num_perm=self.num_perm, ngram=self.ngram, shingle=self.shingle, seed=self.seed)
 
 
+def needs_signatures(params: MinHashDedupParams) -> bool:
+    """Whether the signatures themselves are kept past the band keys: for the estimate of a pair's Jaccard
+    and for an index. With exact verification and no index every pair is decided by its shingle sets."""
+    return params.verify != "exact" or params.index is not None
+
+
 def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
-    """Live documents as (id, source, __len, <policy columns>, sig array<bigint>, bands array<bigint>,
-    has_shingles): what the graph and the survivor policy need, so the input is read once more only at the end."""
+    """Live documents as (id, source, __len, <policy columns>, [sig array<bigint>,] bands array<bigint>,
+    has_shingles): what the graph and the survivor policy need, so the input is read once more only at the end.
+    `sig` only where `needs_signatures` (112 longs a document: most of the frame otherwise)."""
     spec = params.spec()
+    with_sig = needs_signatures(params)
     perms = spec.permutations()
     keep = [ID, SOURCE, *[c for c in params.policy_columns() if c not in (ID, SOURCE)]]
     missing = [c for c in keep if c not in df.columns]
@@ -134,20 +142,23 @@ def signature_frame(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
             empty = np.diff(o) == 0  # nothing to compare: never a candidate
             keys[empty] = 0
             n = len(texts)
+            sig_col = [_long_lists(sig, spec.num_perm)] if with_sig else []
             yield pa.RecordBatch.from_arrays(
-                [*(b.column(c) for c in keep), pc.utf8_length(b.column(TEXT)).cast(pa.int64()),
-                 pa.FixedSizeListArray.from_arrays(pa.array(sig.view(np.int64).ravel()), spec.num_perm).cast(
-                     pa.list_(pa.int64())),
-                 pa.FixedSizeListArray.from_arrays(pa.array(keys.view(np.int64).ravel()), params.bands).cast(
-                     pa.list_(pa.int64())),
-                 pa.array(~empty if n else np.zeros(0, bool))],
-                names=[*keep, "__len", "sig", "bands", "has_shingles"])
+                [*(b.column(c) for c in keep), pc.utf8_length(b.column(TEXT)).cast(pa.int64()), *sig_col,
+                 _long_lists(keys, params.bands), pa.array(~empty if n else np.zeros(0, bool))],
+                names=[*keep, "__len", *(["sig"] if with_sig else []), "bands", "has_shingles"])
 
     base = {f.name: f for f in df.schema.fields}
-    schema = T.StructType([base[c] for c in keep] + [
-        T.StructField("__len", T.LongType()), T.StructField("sig", T.ArrayType(T.LongType())),
+    sig_field = [T.StructField("sig", T.ArrayType(T.LongType()))] if with_sig else []
+    schema = T.StructType([base[c] for c in keep] + [T.StructField("__len", T.LongType()), *sig_field,
         T.StructField("bands", T.ArrayType(T.LongType())), T.StructField("has_shingles", T.BooleanType())])
     return df.where(live(df)).select(*keep, TEXT).mapInArrow(run, schema)
+
+
+def _long_lists(values: np.ndarray, width: int) -> pa.Array:
+    """A (rows x width) uint64 matrix as an Arrow list<int64> column (offsets every `width`)."""
+    flat = pa.array(values.view(np.int64).ravel())
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, width, dtype=np.int32)), flat)
 
 
 def _how(cc: dict) -> str:
@@ -171,9 +182,9 @@ def describe_minhash(manifest: dict, label: str) -> list[str]:
     return lines
 
 
-@register("minhash_dedup", "filter", MinHashDedupParams, version="3",
+@register("minhash_dedup", "filter", MinHashDedupParams, version="4",
           requires=lambda p: [ID, TEXT, SOURCE] + p.policy_columns(), adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF],
-          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash, passes="many")  # 3: exact verification, chosen bands
+          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash, passes="many")  # 3: exact verification, chosen bands; 4: signatures v3
 def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
     spark = df.sparkSession
@@ -243,7 +254,7 @@ def _band_rows(spark, sigs: DataFrame, indexed: list[str]) -> tuple[DataFrame, D
     both, and the ids of earlier runs (None without an index). A document seen before (same id) is itself."""
     new_b = sigs.select(ID, F.posexplode("bands").alias("band", "key")).withColumn("old", F.lit(False))
     if not indexed:
-        return new_b, sigs.select(ID, "sig"), None
+        return new_b, (sigs.select(ID, "sig") if "sig" in sigs.columns else None), None
     old_b = (read_index(spark, indexed, "bands").select(ID, "band", "key")
              .join(sigs.select(ID), ID, "left_anti").withColumn("old", F.lit(True)))
     old_sigs = read_index(spark, indexed, "signatures").select(ID, "sig").join(sigs.select(ID), ID, "left_anti")
@@ -311,10 +322,11 @@ def _verified(edges: DataFrame, df: DataFrame, all_sigs: DataFrame, params: MinH
     """The candidate edges whose Jaccard reaches the threshold: exact (the two shingle sets, read again only
     for the documents on an edge) or estimated (share of equal signature slots). A pair with a document of an
     earlier run (the index keeps signatures, not texts) is decided by the estimate. (edges, shingle sets)."""
-    a = all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
-    b = all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
     est = F.aggregate(F.zip_with("sa", "sb", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0),
                       lambda acc, x: acc + x) / F.lit(params.num_perm)
+    if all_sigs is not None:
+        a = all_sigs.select(F.col(ID).alias("u"), F.col("sig").alias("sa"))
+        b = all_sigs.select(F.col(ID).alias("v"), F.col("sig").alias("sb"))
     if params.verify == "estimate":
         return materialize(edges.join(a, "u").join(b, "v").where(est >= F.lit(params.threshold)).select("u", "v")), None
     nodes = edges.select(F.col("u").alias(ID)).union(edges.select(F.col("v").alias(ID))).distinct()
@@ -450,7 +462,7 @@ def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHas
 
 INDEX_SPEC = "index.json"
 _SPEC_FIELDS = ("num_perm", "bands", "rows", "ngram", "shingle", "seed")
-SIGNATURES_VERSION = 2  # the word normalisation behind the shingles (the stage's version)
+SIGNATURES_VERSION = 3  # 2: word normalisation; 3: byte-level word hashes, multiply-add permutations
 
 
 def _index_spec(params: MinHashDedupParams) -> dict:

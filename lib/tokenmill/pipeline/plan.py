@@ -31,6 +31,11 @@ class PipelineConfig(Strict):
     # --force). Anything that is not a tokenmill output is never replaced.
     overwrite: bool = True
     work_dir: str | None = None  # checkpoints and staging; default: <output>.work
+    # A checkpoint before a stage that shuffles whole rows or reads its input several times (exact and
+    # near dedup), when filters before it in the same segment tagged rows: the removed rows are written
+    # aside once instead of riding through the shuffles (measured: docs/COST.md). False: only the
+    # checkpoints the config asks for.
+    auto_checkpoint: bool = True
     sources: list[Source] = Field(default_factory=list)
     stages: list[dict[str, Any]] = Field(default_factory=lambda: [{"stage": "read"}, {"stage": "write"}])
 

@@ -80,7 +80,7 @@ def _run_segments(spark: SparkSession, plan: Plan, force: bool) -> RunResult:
     for index, st in enumerate(plan.stages):
         segment.append(st)
         fingerprint = digest({"prev": fingerprint, "stage": st.fingerprint_part()})
-        if not (st.kind == "write" or st.params.checkpoint):
+        if not (st.kind == "write" or st.params.checkpoint or _sets_aside(plan, index, segment)):
             continue
         if st.kind != "write":  # what a checkpoint keeps of removed rows follows the final write
             fingerprint = digest({"prev": fingerprint, "keep_removed": _keeps_removed(plan)})
@@ -201,6 +201,23 @@ def _volume(observation, labels: list[str]) -> dict:
         out["kept_tokens"] = got.get("kept_tokens") or 0
         out["removed_tokens"] = {label: got.get(f"t{i}") for i, label in enumerate(labels)}
     return out
+
+
+def _sets_aside(plan: Plan, index: int, segment: list[PlannedStage]) -> bool:
+    """Whether the segment ends after stage ``index`` although no checkpoint was asked for: the next stage
+    moves whole rows (a shuffle, or several reads) and filters in this segment have tagged rows, which
+    would ride along, text and all (two thirds of a crawl after the quality filters). A checkpoint writes
+    them to its `removed/` once and the next segment reads only the kept rows."""
+    if not plan.config.auto_checkpoint or index + 1 >= len(plan.stages):
+        return False
+    following = plan.stages[index + 1]
+    if following.kind == "write" or not (following.spec.shuffles or following.spec.passes == "many"):
+        return False
+    if not any(s.kind == "filter" for s in segment):
+        return False
+    log.info("checkpoint after %s: %s moves whole rows, so the rows removed so far are set aside first "
+             "(`auto_checkpoint: false` to keep one plan)", segment[-1].label, following.label)
+    return True
 
 
 def _cheap_to_reread(before: list[PlannedStage], plan: Plan) -> bool:

@@ -128,6 +128,8 @@ class StageSpec:
     summarize: Callable[[Written], dict] | None = None  # -> keys of the manifest's `output`
     describe: Callable[[dict, str], list[str]] | None = None  # (manifest, label) -> console lines
     passes: Literal["one", "many"] = "one"  # "many": reads its input several times (the runner materialises it)
+    shuffles: bool = False  # moves whole rows through a shuffle (a window, a join): rows removed before it
+    # are better set aside first (the runner ends the segment before it; see `auto_checkpoint`)
 
     def columns(self, which: Literal["requires", "adds", "audit"], params: Any) -> list[str]:
         value = getattr(self, which)
@@ -140,12 +142,16 @@ REGISTRY: dict[str, StageSpec] = {}
 def register(name: str, kind: Kind, params: type[StageParams] = StageParams, version: str = "1", *,
              requires: Columns = (), adds: Columns = (), audit: Columns = (),
              summarize: Callable[[Written], dict] | None = None,
-             describe: Callable[[dict, str], list[str]] | None = None, passes: Literal["one", "many"] = "one"):
+             describe: Callable[[dict, str], list[str]] | None = None, passes: Literal["one", "many"] = "one",
+             shuffles: bool = False):
     """Decorator: make a stage function available to configs under ``name``, with what it declares.
 
     ``requires``, ``adds`` and ``audit`` are column names, or a function of the stage's params giving them.
     ``passes="many"``: the stage reads its input more than once, so the runner materialises an input that
     is expensive to recompute (stages before it in the same segment) instead of re-running them per pass.
+    ``shuffles=True``: the stage moves whole rows through a shuffle. Before such a stage (or a "many"
+    stage) the runner ends the segment when filters earlier in it have tagged rows, so the removed rows
+    (often most of a crawl, text and all) go to the checkpoint's `removed/` instead of riding along.
     The decorated function, called without a label in its context (a notebook, a test), gets the label
     `params.id or name`.
     """
@@ -161,7 +167,7 @@ def register(name: str, kind: Kind, params: type[StageParams] = StageParams, ver
             return fn(ctx, df, p)
 
         REGISTRY[name] = StageSpec(name, kind, params, run, version, (fn.__doc__ or "").strip().split("\n")[0],
-                                   requires, adds, audit, summarize, describe, passes)
+                                   requires, adds, audit, summarize, describe, passes, shuffles)
         return run
 
     return wrap

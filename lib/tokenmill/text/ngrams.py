@@ -80,7 +80,10 @@ def batch_ngrams(token_hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple
     if m <= 0:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     hashes = ngram_hashes(token_hashes, n)
-    positions = np.arange(m, dtype=np.int64)
-    doc_end = np.repeat(offsets[1:], np.diff(offsets))[:m]
-    keep = positions + n <= doc_end
-    return hashes[keep], positions[keep]
+    # An n-gram starting in the last n - 1 tokens of a document crosses into the next one.
+    keep = np.ones(m, dtype=bool)
+    starts, ends = offsets[:-1], offsets[1:]
+    for back in range(1, n):
+        pos = ends - back
+        keep[pos[(pos >= starts) & (pos < m)]] = False
+    return hashes[keep], np.flatnonzero(keep)
