@@ -426,11 +426,15 @@ def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHas
     rate = min(1.0, params.estimate_sample / n)
     bucket = 1_000_000
     pick = (F.abs(F.xxhash64(F.lit("estimate"), F.col(ID))) % bucket) < int(rate * bucket)
-    rows = (live_df.where(pick).select(ID, TEXT).join(decided.select(ID, "__removed", "__keep"), ID, "left")
+    # The sample and its survivors from the checkpointed frames, then their texts in one scan of the input.
+    rows = (sigs.where(pick).select(ID).join(decided.select(ID, "__removed", "__keep"), ID, "left")
             .collect())  # small: about estimate_sample rows, the sample itself
     keep_ids = sorted({r["__keep"] for r in rows if r["__removed"]})
-    keep_rows = live_df.where(F.col(ID).isin(keep_ids)).select(ID, TEXT) if keep_ids else None
-    keeps = {r[ID]: r[TEXT] for r in keep_rows.collect()} if keep_rows else {}  # small: one survivor per sampled row
+    wanted = sorted({r[ID] for r in rows} | set(keep_ids))
+    texts = {r[ID]: r[TEXT] for r in live_df.where(F.col(ID).isin(wanted)).select(ID, TEXT).collect()} \
+        if wanted else {}  # small: the sample and one survivor per sampled removed row
+    rows = [{**r.asDict(), TEXT: texts.get(r[ID])} for r in rows]
+    keeps = {k: texts[k] for k in keep_ids if k in texts}  # a survivor of an earlier run has no text here
     spec = params.spec()
 
     def sets_of(texts: list[str]) -> list[set[int]]:
