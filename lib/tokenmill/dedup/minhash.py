@@ -3,12 +3,12 @@
 Normalisation before shingling (as DataTrove/FineWeb): NFKC, lower case, punctuation dropped (tokens are
 runs of word characters), whitespace collapsed, every digit -> 0. Shingles: word n-grams (n = 5 by
 default) or character n-grams of the normalised text, hashed to 64 bits once. Words are hashed straight
-from the normalised UTF-8 bytes of the whole batch (a polynomial over the bytes, then a 64-bit mixer), so
-no word becomes a Python string. Permutations: h_k(x) = (a_k * x + b_k) mod 2^64 with a_k odd (a bijection
-of the 64-bit hashes; its high bits, which decide the minimum, depend on every bit of x): the
-multiply-add-shift family of Dietzfelbinger et al. (1997) without the shift, 2.3x faster than the
-Mersenne-prime family (a 64-bit modulo takes five more passes) and as good on hashed shingles, which are
-already uniform. A `datasketch` mode reproduces `datasketch.MinHash(num_perm, seed, scheme="legacy")`
+from the normalised UTF-8 bytes of the whole batch (8-byte chunks folded with the splitmix64 finaliser),
+so no word becomes a Python string. Permutations: h_k(x) = (a_k * x + b_k) mod 2^64 with a_k odd (a
+bijection of the 64-bit hashes; its high bits, which decide the minimum, depend on every bit of x) over
+the shingle hashes put through splitmix64 first: the multiply-add-shift family of Dietzfelbinger et al.
+(1997) without the shift, 2.3x faster than the Mersenne-prime family (a 64-bit modulo takes five more
+passes) and, on mixed inputs, as good (docs/quality-filters.md §9). A `datasketch` mode reproduces `datasketch.MinHash(num_perm, seed, scheme="legacy")`
 (h = (a x + b) mod (2^61 - 1), 32 bits kept) fed with the same shingles (SHA-1 32-bit hashes of the
 space-joined words), so signatures can be checked against the library users know.
 """
