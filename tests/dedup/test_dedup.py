@@ -178,6 +178,27 @@ def test_word_hashes_equal_for_equal_words_of_every_length():
     assert h[2 * n] == h[1]  # "WX!" normalises to "wx", the second word
 
 
+def test_shingles_of_a_document_do_not_depend_on_its_batch():
+    """A document's shingle hashes are the same alone and in any batch (ASCII documents take the byte table,
+    the others the Unicode kernels: mixing them in one batch changes nothing), so partitioning never
+    changes a signature."""
+    texts = ["The bakery opens at six, and the line reaches the bus stop on Main Street.",
+             "Caf\u00e9 \u201cL\u2019Aube\u201d \u2014 ouvert \u00e0 7h, ferm\u00e9 le lundi ; r\u00e9servations au 01 23.",
+             None, "", "short one", "\u4f60\u597d\uff0c\u4e16\u754c\u3002 \u0645\u0631\u062d\u0628\u0627 \u0661\u0662\u0663 hello world again",
+             "x" * 100 + " " + "y" * 9 + " tail words come after the long ones here"]
+    spec = MinHashSpec()
+    h, o = shingle_hashes(texts, spec)
+    for i, text in enumerate(texts):
+        alone, offsets = shingle_hashes([text], spec)
+        assert alone.tolist() == h[o[i]:o[i + 1]].tolist() and offsets.tolist() == [0, o[i + 1] - o[i]], text
+    reordered, ro = shingle_hashes(texts[::-1], spec)
+    n = len(texts)
+    assert all(reordered[ro[n - 1 - i]:ro[n - i]].tolist() == h[o[i]:o[i + 1]].tolist() for i in range(n))
+    words = [len(normalised_words(t or "")) for t in texts]
+    assert [int(o[i + 1] - o[i]) for i in range(n)] == [w - 4 if w >= 5 else min(w, 1) for w in words]
+    assert words == [15, 13, 0, 0, 2, 7, 10]  # CJK runs split at the comma; Arabic-Indic digits one word "000"
+
+
 def test_signature_estimates_are_unbiased():
     """The multiply-add permutations (over mixed inputs) estimate Jaccard without bias: 300 pairs of shingle
     sets of known Jaccard, 128 permutations: mean error within 0.01, spread as the binomial's sqrt(J (1 - J) / k)."""
