@@ -431,8 +431,8 @@ def _estimate(df: DataFrame, sigs: DataFrame, decided: DataFrame, params: MinHas
             .collect())  # small: about estimate_sample rows, the sample itself
     keep_ids = sorted({r["__keep"] for r in rows if r["__removed"]})
     wanted = sorted({r[ID] for r in rows} | set(keep_ids))
-    texts = {r[ID]: r[TEXT] for r in live_df.where(F.col(ID).isin(wanted)).select(ID, TEXT).collect()} \
-        if wanted else {}  # small: the sample and one survivor per sampled removed row
+    picked = live_df.where(F.col(ID).isin(wanted)).select(ID, TEXT)
+    texts = {r[ID]: r[TEXT] for r in picked.collect()} if wanted else {}  # small: the sample and its survivors
     rows = [{**r.asDict(), TEXT: texts.get(r[ID])} for r in rows]
     keeps = {k: texts[k] for k in keep_ids if k in texts}  # a survivor of an earlier run has no text here
     spec = params.spec()
