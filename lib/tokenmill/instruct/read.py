@@ -1,4 +1,4 @@
-"""Read instruction data: JSONL (one task per file), Parquet and Hugging Face datasets (Spark's reader, Arrow
+"""Read instruction data: JSONL (files spread over tasks), Parquet and Hugging Face datasets (Spark's reader, Arrow
 batches) -> canonical rows of the source's method, each record mapped by its layout (layouts.py).
 
 A record that cannot be mapped is a counted removal `read:<reason>` naming its file and line / row (or, with

@@ -2,7 +2,7 @@
 
 A source preset (conf/presets/sources/<name>.yaml) names its hub repository and the glob of the files to
 read; the same files are read from a local mirror when the source gives `path:` (a folder laid out as the
-repository is), so one mapping serves online and offline runs. Hub files are read one per task through
+repository is), so one mapping serves online and offline runs. Hub files are spread over tasks (`io.tasks`) through
 fsspec (`hf://` paths, `huggingface_hub`'s filesystem) or by Spark's Parquet reader, never through a
 `datasets` object on the driver.
 """

@@ -1,6 +1,6 @@
 """Source configs and `read_source`: any configured input -> a DataFrame of the canonical schema.
 
-WARC/WET and JSONL files are spread one per task and streamed by Python in Arrow batches (`mapInArrow`);
+WARC/WET and JSONL files are spread over tasks (big ones one each, small ones packed) and streamed by Python in Arrow batches (`mapInArrow`);
 Parquet and staged Hugging Face datasets go through Spark's native Parquet reader.
 """
 
@@ -85,7 +85,8 @@ class WarcSource(SourceBase):
 
 class JsonlSource(SourceBase):
     """JSON records: one per line (JSONL), or a whole-file container as some datasets publish them (a JSON
-    array, or the array under `records_key` of a JSON object; CSV/TSV with a header), one file per task."""
+    array, or the array under `records_key` of a JSON object; CSV/TSV with a header); files spread over
+    tasks by `io.tasks`."""
 
     format: Literal["jsonl"]
     fields: FieldMap = Field(default_factory=FieldMap)
@@ -196,9 +197,14 @@ def file_splits(files: list[InputFile], split_bytes: int | None) -> list[tuple[I
 
 
 def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int | None = None) -> DataFrame:
-    """One row per file (or byte range of one), one per partition, so Spark spreads them over executors."""
+    """One row per file (or byte range of one); big files one per partition, small ones packed several to a
+    partition (`tasks.pack`), so Spark spreads the work evenly over executors without a task per tiny file."""
+    from .tasks import pack, task_count, unit_weight
+
     rows = [(f.path, f.relpath, f.size, start, end) for f, start, end in file_splits(files, split_bytes)]
-    rdd = spark.sparkContext.parallelize(rows, numSlices=max(1, len(rows)))
+    weights = [unit_weight(size, whole=start == 0 and end == size) for _, _, size, start, end in rows]
+    groups = pack(rows, weights, task_count(weights, spark.sparkContext.defaultParallelism)) or [[]]
+    rdd = spark.sparkContext.parallelize(groups, numSlices=len(groups)).flatMap(lambda group: group)
     return spark.createDataFrame(rdd, FILES_SCHEMA)
 
 
