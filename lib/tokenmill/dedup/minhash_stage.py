@@ -182,9 +182,9 @@ def describe_minhash(manifest: dict, label: str) -> list[str]:
     return lines
 
 
-@register("minhash_dedup", "filter", MinHashDedupParams, version="4",
+@register("minhash_dedup", "filter", MinHashDedupParams, version="5",
           requires=lambda p: [ID, TEXT, SOURCE] + p.policy_columns(), adds=[DUP_CLUSTER, DUP_CLUSTER_SIZE, DUP_OF],
-          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash, passes="many")  # 3: exact verification, chosen bands; 4: signatures v3
+          audit=[DUP_OF, DUP_CLUSTER], describe=describe_minhash, passes="many")  # 3: exact verification, chosen bands; 4: signatures v3; 5: 32-bit verification sets
 def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) -> DataFrame:
     """Remove near duplicates; `dup_cluster` (smallest id), `dup_cluster_size` and `dup_of` on every document."""
     spark = df.sparkSession
@@ -194,7 +194,7 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     indexed = index_runs(spark, index) if index else []
     sigs = materialize(signature_frame(df, params).where("has_shingles"))
     buckets, all_sigs, old_ids = _band_rows(spark, sigs, indexed)
-    shared, edges, n_candidates = _candidate_edges(buckets, params.all_pairs_max)
+    shared, edges, n_candidates = _candidate_edges(buckets, params.all_pairs_max, bool(indexed))
     sets = None
     if params.verify != "none":
         edges, sets = _verified(edges, df, all_sigs, params, bool(indexed))
@@ -261,7 +261,8 @@ def _band_rows(spark, sigs: DataFrame, indexed: list[str]) -> tuple[DataFrame, D
     return new_b.unionByName(old_b), sigs.select(ID, "sig").unionByName(old_sigs), old_b.select(ID).distinct()
 
 
-def _candidate_edges(buckets: DataFrame, all_pairs_max: int) -> tuple[DataFrame, DataFrame, int]:
+def _candidate_edges(buckets: DataFrame, all_pairs_max: int, indexed: bool = False
+                     ) -> tuple[DataFrame, DataFrame, int]:
     """The shared buckets (materialised) and the candidate edges (u, v) with at least one new document.
 
     A bucket of up to `all_pairs_max` documents gives all its pairs, so two near duplicates that share a
@@ -271,10 +272,14 @@ def _candidate_edges(buckets: DataFrame, all_pairs_max: int) -> tuple[DataFrame,
     published), else the smallest id. The aggregation combines map-side, so a huge bucket is not one task's
     work; the table of shared buckets is materialised (it also feeds the report), so adaptive execution sees
     its real size: broadcast when small, and its skew-join split of oversized buckets when not."""
-    shared = materialize(buckets.groupBy("band", "key").agg(
-        F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
-        F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
-        .where((F.col("size") > 1) & (F.col("n_new") > 0)))
+    if indexed:
+        shared = buckets.groupBy("band", "key").agg(
+            F.min(F.struct((~F.col("old")).alias("o"), F.col(ID).alias("i"))).getField("i").alias("center"),
+            F.count(F.lit(1)).alias("size"), F.sum(F.when(~F.col("old"), 1).otherwise(0)).alias("n_new"))
+    else:  # every member is new: plain aggregates, no struct minimum
+        shared = buckets.groupBy("band", "key").agg(F.min(ID).alias("center"), F.count(F.lit(1)).alias("size"))
+        shared = shared.withColumn("n_new", F.col("size"))
+    shared = materialize(shared.where((F.col("size") > 1) & (F.col("n_new") > 0)))
     members = buckets.join(shared, ["band", "key"])
     small = members.where(F.col("size") <= all_pairs_max).select("band", "key", ID, "old")
     a, b = small.alias("a"), small.alias("b")
@@ -288,19 +293,23 @@ def _candidate_edges(buckets: DataFrame, all_pairs_max: int) -> tuple[DataFrame,
 
 
 def _shingle_sets(df: DataFrame, params: MinHashDedupParams) -> DataFrame:
-    """(id, sh): each document's distinct shingle hashes, sorted, in Arrow batches."""
+    """(id, sh): each document's distinct shingle hashes folded to 32 bits, sorted, in Arrow batches.
+
+    32 bits halve what verification materialises and joins twice (the sets are its largest rows) and
+    `array_intersect` compares ints; two distinct shingles of documents of n shingles each collide with
+    probability 2^-32, so a pair's Jaccard moves by about n/2^32 (2e-7 at n = 1,000): nothing near a threshold."""
     spec = params.spec()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             h, o = shingle_hashes(batch.column(TEXT), spec)
-            flat, offsets = _sorted_sets(h, o)
+            flat, offsets = _sorted_sets((h ^ (h >> np.uint64(32))).astype(np.uint32), o)
             yield pa.RecordBatch.from_arrays(
-                [batch.column(ID), pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.view(np.int64)))],
+                [batch.column(ID), pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.view(np.int32)))],
                 names=[ID, "sh"])
 
     return df.select(ID, TEXT).mapInArrow(run, T.StructType([
-        T.StructField(ID, T.StringType()), T.StructField("sh", T.ArrayType(T.LongType()))]))
+        T.StructField(ID, T.StringType()), T.StructField("sh", T.ArrayType(T.IntegerType()))]))
 
 
 def _sorted_sets(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
