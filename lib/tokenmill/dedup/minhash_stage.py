@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ..checkpoints import materialize
+from ..checkpoints import fits_broadcast, materialize
 from ..errors import ConfigError
 from ..io.hadoopfs import HadoopFS, qualify
 from ..pipeline.commit import StagedOutput, committed_children, read_manifest
@@ -205,10 +205,13 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     if params.verify != "none":
         roots, decided, csize, cc_log["left_cluster"] = _checked_against_survivor(
             roots, decided, csize, edges, sets, all_sigs, sigs, old_ids, params)
+    if params.verify == "none":
+        decided = materialize(decided)  # read by the output join, the estimate and the size check below
+    small = fits_broadcast(decided)  # then the documents, texts and all, are not shuffled for the output join
     if DUP_CLUSTER in df.columns and DUP_CLUSTER_SIZE in df.columns:
-        out = _merged_with_earlier_clusters(df, decided, roots)
+        out = _merged_with_earlier_clusters(df, decided, roots, small)
     else:
-        out = df.join(decided, ID, "left")
+        out = df.join(F.broadcast(decided) if small else decided, ID, "left")
         out = (out.withColumn(DUP_CLUSTER, F.when(live(df), F.coalesce(F.col("root"), F.col(ID))))
                .withColumn(DUP_CLUSTER_SIZE, F.when(live(df), F.coalesce(F.col("__size"), F.lit(1))))
                .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
@@ -222,7 +225,8 @@ def minhash_dedup(ctx: StageContext, df: DataFrame, params: MinHashDedupParams) 
     return out.drop("root", "__rank", "__first", "__size", "__old", "__removed", "__keep")
 
 
-def _merged_with_earlier_clusters(df: DataFrame, decided: DataFrame, roots: DataFrame) -> DataFrame:
+def _merged_with_earlier_clusters(df: DataFrame, decided: DataFrame, roots: DataFrame,
+                                  small: bool = False) -> DataFrame:
     """The near clusters joined with the clusters of an earlier dedup stage (exact_dedup): an exact cluster
     inside a near cluster is one cluster, whose size counts every member (the kept documents of the near
     cluster weigh their exact cluster's size), and the rows the earlier stage removed take their survivor's
@@ -234,7 +238,8 @@ def _merged_with_earlier_clusters(df: DataFrame, decided: DataFrame, roots: Data
     is_live = live(base)
     weights = base.where(is_live).select(F.col(ID).alias("node"), F.coalesce(F.col("__ps"), F.lit(1)).alias("w"))
     weighted = roots.join(weights, "node").groupBy("root").agg(F.sum("w").cast("long").alias("__wsize"))
-    out = base.join(decided.join(weighted, "root", "left"), ID, "left")
+    clustered = decided.join(weighted, "root", "left")  # one row per clustered document, as `decided`
+    out = base.join(F.broadcast(clustered) if small else clustered, ID, "left")
     out = (out.withColumn(DUP_CLUSTER, F.when(is_live, F.coalesce(F.col("root"), F.col("__pc"), F.col(ID))))
            .withColumn(DUP_CLUSTER_SIZE, F.when(is_live, F.coalesce(F.col("__wsize"), F.col("__ps"), F.lit(1))))
            .withColumn(DUP_OF, F.when(F.col("__removed"), F.col("__keep"))))
