@@ -6,18 +6,22 @@ from tests.io.test_readers import make_warc, page
 
 from tokenmill.io.paths import UNKNOWN_SIZE, InputFile
 from tokenmill.io.sources import WarcSource, _files_frame, read_source
-from tokenmill.io.tasks import OPEN_COST, TASK_BYTES, pack, task_count, unit_weight
+from tokenmill.io.tasks import OPEN_COST, TASK_BYTES, pack, plan, unit_weight
 
 MB = 1 << 20
 
 
-def test_task_count_small_files_three_tasks_per_core():
+def task_count(weights: list[int], cores: int) -> int:
+    return len(plan(list(range(len(weights))), weights, cores))
+
+
+def test_plan_small_files_three_tasks_per_core():
     assert task_count([unit_weight(int(1.5 * MB))] * 100, cores=2) == 6
     assert task_count([unit_weight(int(1.5 * MB))] * 4, cores=2) == 4  # never more tasks than units
     assert task_count([], cores=2) == 0
 
 
-def test_task_count_big_files_one_task_each():
+def test_plan_big_files_one_task_each():
     assert task_count([unit_weight(1 << 30)] * 10, cores=2) == 10
     # 200 files of 100 MB over 4 cores: no task over 128 MB of work means one each
     assert task_count([unit_weight(100 * MB)] * 200, cores=4) == 200
@@ -26,8 +30,9 @@ def test_task_count_big_files_one_task_each():
     assert task_count([unit_weight(2 * MB)] * 1000, cores=2) == 49
     # 100 MB and 20 MB files: never two of the big ones in a task
     weights = [unit_weight(100 * MB)] * 10 + [unit_weight(20 * MB)] * 30
-    n = task_count(weights, cores=2)
-    assert all(sum(weights[i] for i in g) <= TASK_BYTES or len(g) == 1 for g in pack(list(range(40)), weights, n))
+    groups = plan(list(range(40)), weights, cores=2)
+    assert all(sum(weights[i] for i in g) <= TASK_BYTES or len(g) == 1 for g in groups)
+    assert sorted(i for g in groups for i in g) == list(range(40))
 
 
 def test_unknown_sizes_and_byte_ranges_weigh_a_whole_task():

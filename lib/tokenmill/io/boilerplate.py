@@ -34,14 +34,28 @@ _FURNITURE = re.compile(
     r"|share (?:this|it)|advertisement|read more|related (?:articles|posts|stories)|click here|privacy policy"
     r"|terms of (?:use|service)|follow us|posted in|filed under|tags?:)\b.*|©.*|photo:.*|image \d+ of.*"
     r"|caption|close|menu|comments?|\d+ comments?|loading ?\.\.\.)\s*$")
+# Every line `_FURNITURE` can match holds one of these (lower-cased): an ASCII line that holds none is
+# not furniture, found without running the pattern (whose leading `.*` backtracks over the whole line).
+_FURNITURE_STEMS = ("cookie", "newsletter", "subscribe", "sign up", "all rights reserved", "bloggers like this",
+                    "share ", "advertisement", "read more", "related ", "click here", "privacy policy", "terms of ",
+                    "follow us", "posted in", "filed under", "tag", "photo:", "image ", "caption", "close", "menu",
+                    "comment", "loading")
 FURNITURE_MAX_WORDS = 30  # longer lines are prose even when they mention cookies
 PROSE_MIN_WORDS = 5  # a sentence of at least this many words ...
 PROSE_LONG_WORDS = 25  # ... or a line this long
 PROSE_LONG_CHARS = 60  # for scripts without spaces (CJK, Thai): a sentence this long in characters
 
 
-def _prose(line: str) -> bool:
-    words = len(line.split())
+def _furniture(line: str) -> bool:
+    if line.isascii():  # case-insensitive matching beyond ASCII (ſ, K, İ) needs the pattern itself
+        low = line.lower()
+        if not any(stem in low for stem in _FURNITURE_STEMS):
+            return False
+    return _FURNITURE.match(line) is not None
+
+
+def _prose(line: str, words: int) -> bool:
+    """Whether a stripped line of ``words`` words is prose: a long line, or a sentence of several words."""
     if words >= PROSE_LONG_WORDS:
         return True
     if not _SENTENCE_END.search(line):
@@ -51,9 +65,18 @@ def _prose(line: str) -> bool:
 
 def clean_lines(text: str) -> str:
     """Drop site-furniture lines, then keep the span from the first to the last prose line."""
-    lines = [ln for ln in text.split("\n") if ln.strip()
-             and not (len(ln.split()) <= FURNITURE_MAX_WORDS and _FURNITURE.match(ln))]
-    prose = [i for i, ln in enumerate(lines) if _prose(ln.strip())]
+    lines: list[str] = []
+    prose: list[int] = []
+    for ln in text.split("\n"):
+        stripped = ln.strip()
+        if not stripped:
+            continue
+        words = len(stripped.split())  # once per line: the furniture and prose tests both need it
+        if words <= FURNITURE_MAX_WORDS and _furniture(ln):
+            continue
+        if _prose(stripped, words):
+            prose.append(len(lines))
+        lines.append(ln)
     if prose:
         lines = lines[prose[0]:prose[-1] + 1]
     return "\n".join(lines).strip()

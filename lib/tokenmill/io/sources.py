@@ -198,19 +198,19 @@ def file_splits(files: list[InputFile], split_bytes: int | None) -> list[tuple[I
 
 def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int | None = None) -> DataFrame:
     """One row per file (or byte range of one); big files one per partition, small ones packed several to a
-    partition (`tasks.pack`), so Spark spreads the work evenly over executors without a task per tiny file."""
-    from .tasks import pack, task_count, unit_weight
+    partition (`tasks.plan`), so Spark spreads the work evenly over executors without a task per tiny file."""
+    from .tasks import plan, unit_weight
 
     rows = [(f.path, f.relpath, f.size, start, end) for f, start, end in file_splits(files, split_bytes)]
     weights = [unit_weight(size, whole=start == 0 and end == size) for _, _, size, start, end in rows]
-    groups = pack(rows, weights, task_count(weights, spark.sparkContext.defaultParallelism)) or [[]]
+    groups = plan(rows, weights, spark.sparkContext.defaultParallelism) or [[]]
     rdd = spark.sparkContext.parallelize(groups, numSlices=len(groups)).flatMap(lambda group: group)
     return spark.createDataFrame(rdd, FILES_SCHEMA)
 
 
 def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None, schema: T.StructType = DOCUMENT_SCHEMA,
                  arrow_schema=None, split_bytes: int | None = None) -> DataFrame:
-    """One task per file or byte range: ``read_one(path, relpath, size, start, end)`` yields row dicts of
+    """Files or byte ranges read in tasks (`_files_frame` packs small files): ``read_one(path, relpath, size, start, end)`` yields row dicts of
     ``schema`` (documents and skips), sent on in Arrow batches. ``opens`` (a `read_stats` accumulator)
     counts the files opened and what fetching each took (retries, resumes, failures)."""
     from .fetch import take_stats

@@ -21,20 +21,21 @@ TASKS_PER_CORE = 3  # enough tasks to even out cores when file sizes and content
 Unit = TypeVar("Unit")
 
 
-def task_count(weights: list[int], cores: int, task_bytes: int = TASK_BYTES,
-               tasks_per_core: int = TASKS_PER_CORE) -> int:
-    """How many tasks for units of these weights: at least ``tasks_per_core`` per core, and enough that no
-    task packed by `pack` holds more than ``task_bytes`` unless it is a single unit; never more than one
-    task per unit."""
-    if not weights:
-        return 0
+def plan(units: list[Unit], weights: list[int], cores: int, task_bytes: int = TASK_BYTES,
+         tasks_per_core: int = TASKS_PER_CORE) -> list[list[Unit]]:
+    """``units`` grouped into tasks: at least ``tasks_per_core`` tasks per core, no task over ``task_bytes``
+    unless it is a single unit, never more tasks than units; groups packed as `pack` does. The task count
+    grows until the packing meets the byte cap, and the packing that meets it is the one returned."""
+    if not units:
+        return []
     n = min(len(weights), max(-(-sum(weights) // task_bytes), cores * tasks_per_core, 1))
     while n < len(weights):
-        heaviest = max((sum(weights[i] for i in g), len(g)) for g in _lpt(weights, n))
+        groups = _lpt(weights, n)
+        heaviest = max((sum(weights[i] for i in g), len(g)) for g in groups)
         if heaviest[0] <= task_bytes or heaviest[1] == 1:
-            break
+            return [[units[i] for i in g] for g in groups]
         n = min(len(weights), max(n + 1, -(-n * heaviest[0] // task_bytes)))
-    return n
+    return [[u] for u in units]
 
 
 def pack(units: list[Unit], weights: list[int], tasks: int) -> list[list[Unit]]:

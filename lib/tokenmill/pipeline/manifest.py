@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 def versions(spark: SparkSession | None = None) -> dict[str, str]:
     """Versions of Python, Spark and the libraries whose behaviour shapes the output."""
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("tokenmill", "pyspark", "pyarrow", "pandas", "numpy", "fastwarc", "resiliparse", "trafilatura",
+    for pkg in ("tokenmill", "pyspark", "pyarrow", "pandas", "numpy", "isal", "resiliparse", "trafilatura",
                 "datasets", "fsspec"):
         try:
             out[pkg] = importlib.metadata.version(pkg)
