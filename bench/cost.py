@@ -36,7 +36,10 @@ def project(measured: dict, pages: float, hours: float, node_cores: int) -> dict
     per_page = {k: v / n for k, v in fused["bytes_written"].items()}
     flat = {str(r["pages"]): r["fused_core_seconds_per_1k_docs"] for r in sorted(runs, key=lambda r: r["pages"])
             if r.get("fused")}
+    by_size = {str(r["pages"]): {st["stage"]: st["docs_per_s_per_core"] for st in r["per_stage"]}
+               for r in sorted(runs, key=lambda r: r["pages"]) if r.get("per_stage")}
     return {"measured_pages": n, "stages_measured_pages": staged_run["pages"], "pages": pages, "hours": hours,
+            "stage_rates_by_size": by_size,
             "stages": stages, "fused_core_seconds_per_1k_pages_by_size": flat,
             "staged_core_hours": sum(s["core_hours"] for s in stages), "whole_run_core_hours": whole_core_h,
             "cores_for_run": cores, "nodes_for_run": math.ceil(cores / node_cores), "node_cores": node_cores,
@@ -70,6 +73,17 @@ def markdown(p: dict) -> str:
               f"{_si(p['bytes']['shuffle_written'])}B; work folder left after the run: {_si(p['bytes']['work_after_run'])}B",
               f"- peak memory per executor slot measured: JVM {_si(p['peak_memory_bytes']['jvm'])}B for 2 cores, "
               f"a Python worker {_si(p['peak_memory_bytes']['python_worker_max'])}B"]
+    sizes = list(p.get("stage_rates_by_size", {}))
+    if len(sizes) > 1:  # the per-document cost of each stage at every measured size: flat or not
+        first, last = sizes[0], sizes[-1]
+        lines += ["", "| stage | " + " | ".join(f"docs/s/core at {_si(float(k))} pages" for k in sizes)
+                  + f" | {_si(float(last))} / {_si(float(first))} |",
+                  "|---|" + "---:|" * (len(sizes) + 1)]
+        rates = p["stage_rates_by_size"]
+        for stage in rates[last]:
+            row = [rates[k].get(stage) for k in sizes]
+            ratio = f"{row[-1] / row[0]:.2f}" if row[0] and row[-1] else "-"
+            lines.append(f"| {stage} | " + " | ".join(f"{v:,}" if v else "-" for v in row) + f" | {ratio} |")
     return "\n".join(lines)
 
 

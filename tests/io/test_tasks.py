@@ -6,7 +6,7 @@ from tests.io.test_readers import make_warc, page
 
 from tokenmill.io.paths import UNKNOWN_SIZE, InputFile
 from tokenmill.io.sources import WarcSource, _files_frame, read_source
-from tokenmill.io.tasks import OPEN_COST, TASK_BYTES, pack, plan, unit_weight
+from tokenmill.io.tasks import OPEN_COST, TASK_BYTES, plan, unit_weight
 
 MB = 1 << 20
 
@@ -41,15 +41,15 @@ def test_unknown_sizes_and_byte_ranges_weigh_a_whole_task():
     assert task_count([unit_weight(UNKNOWN_SIZE)] * 50, cores=2) == 50
 
 
-def test_pack_is_even_and_keeps_order():
+def test_plan_is_even_and_keeps_order():
     sizes = [5, 1, 4, 2, 3, 3, 2, 4, 1, 5]
-    groups = pack(list(range(10)), sizes, 3)
+    groups = plan(list(range(10)), sizes, cores=1)  # three tasks for one core
     loads = sorted(sum(sizes[u] for u in g) for g in groups)
     assert loads == [10, 10, 10]
     assert sorted(u for g in groups for u in g) == list(range(10))
     assert all(g == sorted(g) for g in groups) and groups == sorted(groups)
-    assert pack(list(range(10)), sizes, 3) == groups  # deterministic
-    assert pack(["a", "b"], [1, 1], 5) == [["a"], ["b"]]
+    assert plan(list(range(10)), sizes, cores=1) == groups  # deterministic
+    assert plan(["a", "b"], [1, 1], cores=5) == [["a"], ["b"]]
 
 
 def test_small_files_share_tasks_and_read_the_same_rows(spark, tmp_path):

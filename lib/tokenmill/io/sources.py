@@ -210,8 +210,9 @@ def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int |
 
 def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None, schema: T.StructType = DOCUMENT_SCHEMA,
                  arrow_schema=None, split_bytes: int | None = None) -> DataFrame:
-    """Files or byte ranges read in tasks (`_files_frame` packs small files): ``read_one(path, relpath, size, start, end)`` yields row dicts of
-    ``schema`` (documents and skips), sent on in Arrow batches. ``opens`` (a `read_stats` accumulator)
+    """Files or byte ranges read in tasks (`_files_frame` packs small files several to a task):
+    ``read_one(path, relpath, size, start, end)`` yields row dicts of ``schema`` (documents and skips),
+    sent on in Arrow batches. ``opens`` (a `read_stats` accumulator)
     counts the files opened and what fetching each took (retries, resumes, failures)."""
     from .fetch import take_stats
     from .records import logged_skips, to_batches

@@ -24,8 +24,9 @@ Unit = TypeVar("Unit")
 def plan(units: list[Unit], weights: list[int], cores: int, task_bytes: int = TASK_BYTES,
          tasks_per_core: int = TASKS_PER_CORE) -> list[list[Unit]]:
     """``units`` grouped into tasks: at least ``tasks_per_core`` tasks per core, no task over ``task_bytes``
-    unless it is a single unit, never more tasks than units; groups packed as `pack` does. The task count
-    grows until the packing meets the byte cap, and the packing that meets it is the one returned."""
+    unless it is a single unit, never more tasks than units. Units are dealt largest first to the lightest
+    group (LPT); each group keeps its units in their given order, and groups are ordered by their first
+    unit. The task count grows until the packing meets the byte cap; that packing is the one returned."""
     if not units:
         return []
     n = min(len(weights), max(-(-sum(weights) // task_bytes), cores * tasks_per_core, 1))
@@ -36,14 +37,6 @@ def plan(units: list[Unit], weights: list[int], cores: int, task_bytes: int = TA
             return [[units[i] for i in g] for g in groups]
         n = min(len(weights), max(n + 1, -(-n * heaviest[0] // task_bytes)))
     return [[u] for u in units]
-
-
-def pack(units: list[Unit], weights: list[int], tasks: int) -> list[list[Unit]]:
-    """``units`` in ``tasks`` groups of near-equal total weight (largest first to the lightest group); each
-    group keeps its units in their given order, and the groups are ordered by their first unit."""
-    if tasks >= len(units):
-        return [[u] for u in units]
-    return [[units[i] for i in g] for g in _lpt(weights, tasks)]
 
 
 def _lpt(weights: list[int], tasks: int) -> list[list[int]]:
