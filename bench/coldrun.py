@@ -48,3 +48,15 @@ def cold_pipeline(config: dict | str, work: str) -> dict:
                        "spark_start_and_planning": round(t_done - segment - t_config, 2),
                        "segment": round(segment, 2),
                        "manifest_report_stop": round(ended - t_done, 2)}}
+
+
+def cold_command(args: list[str], work: str) -> dict:
+    """Any other job as a user types it (`python -m tokenmill <job> ...`), a fresh process: its seconds."""
+    env = dict(os.environ, TOKENMILL_LOG_DIR=os.path.join(work, "cold-logs"), PYTHONPATH=str(ROOT / "lib"))
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "tokenmill", *args, "--quiet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-4000:])
+    return {"command": "python -m tokenmill " + " ".join(a if not a.startswith("/") else "<path>" for a in args),
+            "seconds": round(time.time() - started, 2)}

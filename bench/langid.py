@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tokenmill.langid.config import LangidParams  # noqa: E402
 from tokenmill.langid.evaluate import Count, report  # noqa: E402
@@ -102,6 +103,24 @@ def spark_rate(docs: list[str], cfg: dict) -> dict:
             "docs_per_s_per_core": round(len(docs) / best / cores)}
 
 
+def cold_rate(docs: list[str], cfg: dict, work: str) -> dict:
+    """The same identification as a user runs it: `python -m tokenmill pipeline` (read JSONL -> langid ->
+    write), a fresh process, cold."""
+    from coldrun import cold_pipeline
+
+    folder = os.path.join(work, "cold")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "docs.jsonl")
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(json.dumps({"id": f"d{i}", "text": d}) + "\n" for i, d in enumerate(docs))
+    cold = cold_pipeline({"name": "bench-langid", "output": os.path.join(folder, "out"),
+                          "work_dir": os.path.join(folder, "work"),
+                          "sources": [{"name": "docs", "format": "jsonl", "paths": [path]}],
+                          "stages": ["read", {"stage": "langid", **cfg}, "write"]}, folder)
+    cold["docs_per_s_per_core"] = round(len(docs) / cold["seconds"] / 2)
+    return cold
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=10000)
@@ -164,6 +183,7 @@ def main() -> None:
             "macro_f1_relative": round(b[fast]["macro_f1"] / b[slow]["macro_f1"], 4)}
     results["spark_local_cascade_cld2_lingua_set"] = spark_rate(docs, setups["cascade_cld2_lingua_set"])
     results["spark_local_cld2"] = spark_rate(docs, setups["cld2"])
+    results["pipeline_cold_cascade_cld2_lingua_set"] = cold_rate(docs, setups["cascade_cld2_lingua_set"], work)
     print(json.dumps({k: v for k, v in results.items() if k not in ("backends", "languages")}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
