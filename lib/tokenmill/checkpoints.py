@@ -76,18 +76,6 @@ def remove_checkpoints(spark: SparkSession, work_dir: str) -> None:
         log.info("removed checkpoints %s", root)
 
 
-# Spark's own width estimates per type (DataType.defaultSize), for a row count turned into bytes.
-_WIDTH = {"string": 20, "binary": 100, "bigint": 8, "int": 4, "smallint": 2, "tinyint": 1, "boolean": 1,
-          "double": 8, "float": 4, "date": 4, "timestamp": 8}
-_UNITS = {"b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
-
-
-def _bytes(value: str) -> int:
-    text = value.strip().lower()
-    digits = text.rstrip("bkmg")
-    return int(float(digits) * _UNITS.get(text[len(digits):] or "b", 1))
-
-
 def fits_broadcast(df: DataFrame) -> bool:
     """Whether a materialised ``df`` is small enough to broadcast in a join: its rows (one count of the
     materialised frame) at Spark's estimated width per column, under `spark.sql.autoBroadcastJoinThreshold`.
@@ -95,8 +83,9 @@ def fits_broadcast(df: DataFrame) -> bool:
     A checkpoint's plan carries no measured size, so the planner shuffles both sides of a join with it and
     adaptive execution turns the join into a broadcast only after the big side has been shuffled: the
     near-dedup output join moved 100k documents with their texts (237 MB) through a shuffle for nothing."""
-    threshold = _bytes(df.sparkSession.conf.get("spark.sql.autoBroadcastJoinThreshold", "10485760b") or "-1")
+    # Spark's own reading of the setting (any size suffix, -1 for off), not a parser of ours.
+    threshold = df.sparkSession._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
     if threshold <= 0:
         return False
-    width = 8 + sum(_WIDTH.get(f.dataType.simpleString(), 20) for f in df.schema.fields)
+    width = 8 + df._jdf.schema().defaultSize()  # Spark's own width estimate per row (DataType.defaultSize)
     return df.count() * width <= threshold
