@@ -30,13 +30,7 @@ def cold_pipeline(config: dict | str, work: str) -> dict:
         Path(path).write_text(json.dumps(config))
         config = path
     logs = os.path.join(work, "cold-logs")
-    env = dict(os.environ, TOKENMILL_LOG_DIR=logs, PYTHONPATH=str(ROOT / "lib"))
-    started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "tokenmill", "pipeline", "--config", config, "--force", "--quiet"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    ended = time.time()
-    if proc.returncode:
-        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-4000:])
+    started, ended = _run(["pipeline", "--config", config, "--force"], logs)
     log = open(max(Path(logs).glob("tokenmill-pipeline-*.log"), key=os.path.getmtime), encoding="utf-8").read()
     lines = log.splitlines()
     t_config = next(_stamp(x) for x in lines if "tokenmill.pipeline: config" in x)
@@ -52,11 +46,18 @@ def cold_pipeline(config: dict | str, work: str) -> dict:
 
 def cold_command(args: list[str], work: str) -> dict:
     """Any other job as a user types it (`python -m tokenmill <job> ...`), a fresh process: its seconds."""
-    env = dict(os.environ, TOKENMILL_LOG_DIR=os.path.join(work, "cold-logs"), PYTHONPATH=str(ROOT / "lib"))
+    started, ended = _run(args, os.path.join(work, "cold-logs"))
+    return {"command": "python -m tokenmill " + " ".join(a if not a.startswith("/") else "<path>" for a in args),
+            "seconds": round(ended - started, 2)}
+
+
+def _run(args: list[str], logs: str) -> tuple[float, float]:
+    """``python -m tokenmill <args> --quiet`` in a fresh interpreter, its logs in ``logs``: (start, end)."""
+    env = dict(os.environ, TOKENMILL_LOG_DIR=logs, PYTHONPATH=str(ROOT / "lib"))
     started = time.time()
     proc = subprocess.run([sys.executable, "-m", "tokenmill", *args, "--quiet"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
+    ended = time.time()
     if proc.returncode:
         raise SystemExit(proc.stdout[-2000:] + proc.stderr[-4000:])
-    return {"command": "python -m tokenmill " + " ".join(a if not a.startswith("/") else "<path>" for a in args),
-            "seconds": round(time.time() - started, 2)}
+    return started, ended
