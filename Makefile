@@ -48,7 +48,7 @@ run: setup data/sample/index.json
 	$(PY) -m tokenmill build_mixture --config $(MIXTURE)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers: the suite waits on Spark's latency more than on CPU
 
 bench: setup
 	$(PY) bench/ingest.py --pages 100000 --out bench/results/ingest.json

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, sample_config, write_config
 
 
 def _run(*args, log_dir=None):
@@ -83,9 +83,10 @@ def test_every_spark_job_takes_dry_run_and_quiet():
             assert {"--set", "--dry-run"} <= options, name
 
 
-def test_dry_run_prints_the_plan_and_reads_nothing(tmp_path):
+def test_dry_run_prints_the_plan_and_reads_nothing(tmp_path, sample_dir):
     out = tmp_path / "never"
-    res = _run("-m", "tokenmill", "pipeline", "--config", "conf/pipelines/sample.yaml", "--dry-run",
+    cfg = write_config(tmp_path / "sample.yaml", sample_config(sample_dir, tmp_path / "elsewhere"))
+    res = _run("-m", "tokenmill", "pipeline", "--config", str(cfg), "--dry-run",
                "--set", f"output={out}", "--set", "stages[1].prefix_chars=500", log_dir=tmp_path / "logs")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
