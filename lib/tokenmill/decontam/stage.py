@@ -18,8 +18,16 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
-from ..pipeline.stage import StageContext, StageParams, live, mark_removed, register
-from ..schema import CONTAMINATED_BY, CONTAMINATION, TEXT
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    StageParams,
+    arrow_form,
+    live,
+    mark_removed,
+    register,
+)
+from ..schema import CONTAMINATED_BY, CONTAMINATION, REMOVED_BY, TEXT
 from ..text.fast_ngrams import hash_tokens
 from ..text.ngrams import ngram_hashes, tokens
 from .benchmarks import BenchmarkSpec, load_items, resolve
@@ -176,3 +184,38 @@ def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> D
         out = mark_removed(out, verdict.isNotNull(), name, verdict)
         out = out.withColumn(TEXT, F.when(found & verdict.isNull(), F.col(f"{tmp}.text")).otherwise(F.col(TEXT)))
     return out.drop(tmp)
+
+
+@arrow_form("decontaminate")
+def decontaminate_arrow(ctx: StageContext, params: DecontamParams, columns: list[str]) -> ArrowStep | None:
+    """Flag or remove without the common-phrase pass (max_docs_per_ngram: 0): one pass, no aggregation."""
+    from pyspark.sql import types as T
+
+    if params.max_docs_per_ngram or params.action == "cut":
+        return None
+    specs, index = load_index(params, f"{ctx.config_path}: stages[{ctx.label}]")
+    ctx.report_all({"n": params.n, "action": params.action, "benchmarks": index.stats,
+                    "max_docs_per_ngram": params.max_docs_per_ngram, "index_ngrams": int(len(index.table.keys))})
+    bc = ctx.spark.sparkContext.broadcast(index)
+    tag, remove = f"{ctx.label}:contaminated", params.action == "remove"
+
+    def fn(cols: dict) -> None:
+        import pyarrow.compute as pc
+
+        live = pc.is_null(cols[REMOVED_BY])
+        text = pc.if_else(live, cols[TEXT], pa.scalar(None, pa.string()))
+        out = decide(text, bc.value, params.action, params.cut_margin, params.min_fragment_chars, params.max_cuts,
+                     np.zeros(0, np.int64))
+        entries = [d.entries if d else None for d in out]
+        cols[CONTAMINATION] = pa.array(entries, pa.list_(_ENTRY_PA))
+        cols[CONTAMINATED_BY] = pa.array(
+            [None if e is None else [":".join(v for v in (x["benchmark"], x["item"]) if v is not None) for x in e]
+             for e in entries], pa.list_(pa.string()))
+        if remove:
+            found = pa.array([bool(e) for e in entries])
+            cols[REMOVED_BY] = pc.coalesce(cols[REMOVED_BY], pc.if_else(found, pa.scalar(tag), pa.scalar(None, pa.string())))
+
+    entry = T.StructType([T.StructField(n, T.IntegerType() if n == "ngrams" else T.StringType(), True)
+                          for n in (f.name for f in _ENTRY_PA)])
+    return ArrowStep([T.StructField(CONTAMINATION, T.ArrayType(entry, True), True),
+                      T.StructField(CONTAMINATED_BY, T.ArrayType(T.StringType(), False), True)], fn)

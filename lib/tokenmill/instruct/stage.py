@@ -10,12 +10,22 @@ from pydantic import Field, model_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ..pipeline.stage import StageContext, StageParams, live, map_batches, mark_removed, register
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    StageParams,
+    arrow_form,
+    live,
+    map_batches,
+    mark_removed,
+    register,
+)
 from ..schema import (
     ANSWER,
     CHOSEN,
     ID,
     MESSAGES,
+    META,
     PROMPT,
     QUESTION,
     REJECTED,
@@ -316,3 +326,59 @@ def _allocate(counts: dict, sizes: dict[str, int]) -> dict:
             out[s].append((name, start[s], start[s] + given[s]))
             start[s] += given[s]
     return out
+
+
+# ---- Arrow forms (pipeline.stage.arrow_form): the same rows, computed in the write task ---------------------
+
+def _live(cols: dict):
+    import pyarrow.compute as pc
+
+    return pc.is_null(cols[REMOVED_BY])
+
+
+@arrow_form("instruct_filter")
+def instruct_filter_arrow(ctx: StageContext, params: InstructFilterParams, columns: list[str]) -> ArrowStep | None:
+    """SFT rows, problems only (length limits need Spark)."""
+    if use_of(columns) != "sft" or params.min_chars or params.max_chars or params.max_tokens:
+        return None
+    from .checks import checks
+
+    names = [p for p in params.problems if p in checks("sft", params.math)]
+    tag = f"{ctx.label}:"
+
+    def fn(cols: dict) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from .arrow_checks import first_problem as first
+        from .arrow_checks import sft_problems
+
+        live = np.asarray(_live(cols), dtype=bool)
+        reason = first(sft_problems(cols[MESSAGES], cols.get(META)), names, live)
+        cols[REMOVED_BY] = pc.coalesce(cols[REMOVED_BY], pc.binary_join_element_wise(pa.scalar(tag), reason, ""))
+
+    ctx.report_all({"problems": names, "math": params.math})
+    return ArrowStep([], fn)
+
+
+@arrow_form("instruct_format")
+def instruct_format_arrow(ctx: StageContext, params: InstructFormatParams, columns: list[str]) -> ArrowStep | None:
+    """ChatML into one text column (other templates and forms need the per-row renderer)."""
+    from pyspark.sql import types as T
+
+    if use_of(columns) != "sft" or params.form != "text" or params.template != "chatml":
+        return None
+    column, gen = params.column, params.add_generation_prompt
+
+    def fn(cols: dict) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from .arrow_checks import chatml
+
+        text = chatml(cols[MESSAGES], gen)
+        cols[column] = pc.if_else(_live(cols), text, pa.scalar(None, pa.string()))
+
+    ctx.report_all({"template": params.template, "form": params.form})
+    return ArrowStep([T.StructField(column, T.StringType(), True)], fn)

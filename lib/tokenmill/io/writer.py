@@ -98,7 +98,12 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
         return count_written(spark, paths)
     staging = f"{dest}/_all"
     writer.partitionBy(REMOVED_BY, *partition_by).parquet(staging)
+    publish(spark, dest, staging, df.drop(REMOVED_BY).schema)  # partition columns stay, as plain columns
+    return count_written(spark, paths)
 
+
+def publish(spark, dest: str, staging: str, kept_schema: T.StructType) -> None:
+    """Move a written `removed_by=` partition folder into `data/` (kept) and `removed/` (the rest)."""
     fs = HadoopFS(spark, dest)
     fs.mkdirs(f"{dest}/removed")
     for name in fs.list_dirs(staging):
@@ -109,9 +114,7 @@ def write_split(df: DataFrame, dest: str, partition_by: list[str], keep_removed:
             fs.rename(f"{staging}/{name}", f"{dest}/removed/{name}")
     fs.delete(staging)
     if not fs.exists(f"{dest}/data"):  # nothing kept: still a readable, empty dataset
-        kept_schema = df.drop(REMOVED_BY).schema  # partition columns stay, as plain columns
         spark.createDataFrame([], kept_schema).write.parquet(f"{dest}/data")
-    return count_written(spark, paths)
 
 
 # Columns of free text and unique keys: a dictionary page never pays off for them (Parquet fills one, finds

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from .. import __version__
 from ..checkpoints import materialize, remove_checkpoints, use_work_dir
 from ..errors import OutputError
+from ..io import arrow_write
 from ..io.hadoopfs import qualify
 from ..io.outputs import OutputLock, check_destination, protected_reason, remove_stale_temps
 from ..io.sources import one_listing
@@ -127,7 +128,14 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     try:
         with StagedOutput(spark, dest) as out:
             df = done.df
+            arrow = end.kind == "write" and arrow_write.supported(out.path, params.partition_by,
+                                                                  params.max_rows_per_file, params.compression)
+            steps = None
             for i, part in enumerate(segment):
+                if arrow and steps is None and df is not None and part.kind != "write":
+                    steps = _arrow_steps(ctx, segment[i:-1], df.columns)
+                if steps is not None:
+                    break  # the rest run in the write task (io/arrow_write.py)
                 if part.spec.passes == "many" and not _cheap_to_reread(segment[:i], plan):
                     log.info("%s reads its input several times: materialised first, so the stages before it run "
                              "once (`checkpoint: true` on the stage before keeps it across reruns)", part.label)
@@ -135,11 +143,18 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
                 df = part.spec.run(ctx.for_stage(part.label), df, part.params)
             done.reports.update(ctx.take_reports())
             observation = None
+            labels = [st.label for st in plan.stages]
             if end.kind == "write":
                 df = _with_earlier_removals(spark, df, done.checkpoints)
-                df, observation = _observed(df, [st.label for st in plan.stages])
-            counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
-                                 params.compression, audit=plan.audit_columns(index), in_place=out.in_place)
+            if steps is not None:
+                counts, written = arrow_write.write_arrow(df, steps, out.path, params.keep_removed, params.compression,
+                                                          audit=plan.audit_columns(index), in_place=out.in_place)
+                observation = _Observed(written, labels)
+            else:
+                if end.kind == "write":
+                    df, observation = _observed(df, labels)
+                counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
+                                     params.compression, audit=plan.audit_columns(index), in_place=out.in_place)
             paths = OutputPaths.of(out.path, out.in_place)
             check_unique_ids(spark, paths, dest)
             done.reports = resolve_deferred(done.reports)
@@ -188,6 +203,38 @@ def _observed(df: DataFrame, labels: list[str]):
         return df, None
     observation = Observation("tokenmill_volume")
     return df.observe(observation, *exprs), observation
+
+
+def _arrow_steps(ctx: StageContext, tail: list[PlannedStage], columns: list[str]) -> list | None:
+    """The Arrow forms of ``tail`` (the segment's stages before its write), or None unless every one has
+    one for its params."""
+    if not tail or any(st.spec.arrow is None or st.spec.passes == "many" for st in tail):
+        return None
+    steps, cols = [], list(columns)
+    for st in tail:
+        step = st.spec.arrow(ctx.for_stage(st.label), st.params, cols)
+        if step is None:
+            return None
+        steps.append(step)
+        cols += [f.name for f in step.fields if f.name not in cols]
+    log.info("%s run in the write task, on Arrow batches", ", ".join(st.label for st in tail))
+    return steps
+
+
+class _Observed:
+    """What `arrow_write` counted, read like Spark's Observation of `_observed`."""
+
+    def __init__(self, written: dict, labels: list[str]):
+        got: dict = {"kept_chars": (written.get(None) or [0, None, None])[1]}
+        tokens = any(v[2] is not None for v in written.values())
+        if tokens:
+            got["kept_tokens"] = (written.get(None) or [0, None, None])[2]
+        for i, label in enumerate(labels):
+            mine = [v for k, v in written.items() if k is not None and k.startswith(f"{label}:")]
+            got[f"c{i}"] = sum(v[1] or 0 for v in mine) if mine else None
+            if tokens:
+                got[f"t{i}"] = sum(v[2] or 0 for v in mine) if mine else None
+        self.get = got
 
 
 def _volume(observation, labels: list[str]) -> dict:

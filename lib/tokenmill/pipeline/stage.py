@@ -130,6 +130,9 @@ class StageSpec:
     passes: Literal["one", "many"] = "one"  # "many": reads its input several times (the runner materialises it)
     shuffles: bool = False  # moves whole rows through a shuffle (a window, a join): rows removed before it
     # are better set aside first (the runner ends the segment before it; see `auto_checkpoint`)
+    # (ctx, params, columns) -> an ArrowStep doing the stage's work on the write task's Arrow batches, or None
+    # when these params need Spark; see `arrow_form`
+    arrow: Callable[[StageContext, Any, list[str]], ArrowStep | None] | None = None
 
     def columns(self, which: Literal["requires", "adds", "audit"], params: Any) -> list[str]:
         value = getattr(self, which)
@@ -169,6 +172,30 @@ def register(name: str, kind: Kind, params: type[StageParams] = StageParams, ver
         REGISTRY[name] = StageSpec(name, kind, params, run, version, (fn.__doc__ or "").strip().split("\n")[0],
                                    requires, adds, audit, summarize, describe, passes, shuffles)
         return run
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class ArrowStep:
+    """A stage's work as a function of Arrow columns, run by the writer in its own task (io/arrow_write.py):
+    ``fn(columns)`` updates the dict of column name -> array in place (new columns, `removed_by`), giving
+    the rows the stage's Spark form gives. ``fields`` are the Spark fields it adds or replaces."""
+
+    fields: list[Any]
+    fn: Callable[[dict[str, Any]], None]
+
+
+def arrow_form(name: str):
+    """Decorator: give the registered stage ``name`` an Arrow form, `(ctx, params, columns) -> ArrowStep |
+    None`. A segment whose last stages all have one (and return a step) runs them in the write task on the
+    batches Spark hands it and writes Parquet from there: rows never go back into the JVM (measured on the
+    instruct bench, the JVM's row conversion and Parquet writer cost ten times what the Arrow work does).
+    The form reports what the stage reports; it must give the same rows (tests compare the two)."""
+
+    def wrap(fn):
+        REGISTRY[name] = replace(REGISTRY[name], arrow=fn)
+        return fn
 
     return wrap
 
