@@ -55,6 +55,8 @@ ROWS = [
     (_m(("user", "q"), ("assistant", "fine.")), {"finish_reason": "length", "model": "m"}),
     (_m(("user", "q"), ("assistant", "fine.")), {"finish_reason": "stop"}),
     (_m(("user", "q"),), {}),
+    (_m(("user", "\u2014 a dash first"), ("assistant", "\u3000\u200b")), None),  # blank-looking lead bytes
+    (_m(("user", "\u00a0x"), ("assistant", "ok \ufeff.")), None),
 ]
 
 
@@ -85,4 +87,4 @@ def test_arrow_checks_and_chatml_equal_the_spark_expressions(spark):
         "system_not_first", "unknown_role", "empty_turn", "empty_turn", "empty_turn", "truncated_response",
         "truncated_response", "truncated_response", None, None, None, "truncated_response", "truncated_response",
         None, "empty_turn", "mojibake", "mojibake", "mojibake", "mojibake", None, "no_assistant", None,
-        "truncated_response", "truncated_response", None, "no_assistant"]
+        "truncated_response", "truncated_response", None, "no_assistant", "empty_turn", None]

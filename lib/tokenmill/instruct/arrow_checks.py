@@ -24,7 +24,6 @@ from .formats import ROLES
 SFT_CHECKS = ("empty_turn", "assistant_first", "same_role_twice", "no_assistant", "unknown_role",
               "system_not_first", "truncated_response", "mojibake")
 _JAVA_SPACE = "[ \t\n\x0b\f\r]+"  # Java's \s, which Spark's split(text, '\\s+') uses
-_MOJIBAKE_LEADS = ("Ã", "â€", "Â", "\ufffd")
 
 
 def _rows_any(turn_flags: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray:
@@ -34,6 +33,45 @@ def _rows_any(turn_flags: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray
 
 def _bools(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.fill_null(False), dtype=bool)
+
+
+def _bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a string array, each string's first byte and length (nulls: length 0)."""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=len(strings) + 1, offset=strings.offset * 4)
+    buf = strings.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    return data, offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+
+
+# Bytes a string of blanks may start with: the ASCII blanks, and the lead bytes of U+00A0 (C2), U+2002-U+200B
+# (E2) and U+3000 (E3).
+_BLANK_LEADS = np.zeros(256, dtype=bool)
+_BLANK_LEADS[[ord(c) for c in " \t\n\r\f\v"] + [0xC2, 0xE2, 0xE3]] = True
+
+
+def _blank(content: pa.Array, data: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Strings made of blanks only (or empty): only those starting with a byte a blank can start with are
+    trimmed; the others (nearly all) are decided by their first byte."""
+    out = sizes == 0
+    maybe = np.flatnonzero(~out)
+    maybe = maybe[_BLANK_LEADS[data[starts[maybe]]]] if len(data) else maybe[:0]
+    if len(maybe):
+        trimmed = pc.utf8_trim(content.take(pa.array(maybe)), characters=BLANK_CHARS)
+        out[maybe] = _bools(pc.equal(pc.binary_length(trimmed), 0))
+    return out
+
+
+def _has_lead(data: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Strings holding a byte every mojibake lead starts with (C3 for Ã, Â and â; EF for U+FFFD): one pass
+    over the batch's bytes instead of one substring search per lead."""
+    out = np.zeros(len(starts), dtype=bool)
+    if not len(data):
+        return out
+    at = np.flatnonzero((data == 0xC3) | (data == 0xEF))
+    if len(at):
+        owner = np.searchsorted(starts, at, side="right") - 1
+        out[np.unique(owner)] = True
+    return out & (sizes > 0)
 
 
 def _finish_length(meta: pa.Array | None, n: int) -> np.ndarray:
@@ -75,8 +113,8 @@ def sft_problems(messages: pa.Array, meta: pa.Array | None = None) -> dict[str, 
     is_system = live & _bools(pc.equal(role, "system"))
     is_assistant = live & _bools(pc.equal(role, "assistant"))
 
-    blank = live & (~np.asarray(content.is_valid(), dtype=bool) | _bools(
-        pc.equal(pc.binary_length(pc.utf8_trim(content, characters=BLANK_CHARS)), 0)))
+    data, starts, sizes = _bytes(content)
+    blank = live & (~np.asarray(content.is_valid(), dtype=bool) | _blank(content, data, starts, sizes))
     out = {"empty_turn": _rows_any(blank, parents, n)}
 
     # the first turn whose role is known and not system
@@ -107,10 +145,7 @@ def sft_problems(messages: pa.Array, meta: pa.Array | None = None) -> dict[str, 
         truncated[rows_rev] = _truncated(content.take(pa.array(last)))
     out["truncated_response"] = truncated | _finish_length(meta, n)
 
-    lead = np.zeros(len(turns), dtype=bool)
-    for s in _MOJIBAKE_LEADS:
-        lead |= _bools(pc.match_substring(content, s))
-    lead &= live
+    lead = live & _has_lead(data, starts, sizes)
     moji = np.zeros(len(turns), dtype=bool)
     if lead.any():
         where = np.flatnonzero(lead)
