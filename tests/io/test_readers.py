@@ -219,10 +219,16 @@ def test_skips_are_logged_first_five_per_reason_then_summarised(tmp_path, caplog
     assert sum(m.startswith("skip missing_field:") for m in messages) == 2
 
 
-def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(tmp_path):
+def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(spark, tmp_path):
     """A big plain JSONL file is read by several tasks, one byte range each: every line exactly once, with
     the line numbers (and so the ids) of a whole-file read, wherever the ranges cut (mid-line, on a newline,
-    in a blank line, at the end without a newline)."""
+    in a blank line, at the end without a newline); the same with the line index (each range's newlines
+    counted by its own task) instead of each range reading the file from the top."""
+    from dataclasses import replace
+
+    from tokenmill.io.jsonl import line_index
+    from tokenmill.io.fetch import RetryPolicy
+
     lines = [json.dumps({"text": f"document {i} " + "ü" * (i % 7)}) for i in range(40)]
     lines[5] = ""  # a blank line
     lines[9] = '{"text": "broken'
@@ -232,9 +238,12 @@ def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(tmp_path):
     opts = JsonlOptions(source="j", fields=FieldMap(), on_error="skip")
     whole = list(read_jsonl_file(str(path), path.name, size, opts))
     for step in (1, 7, 31, 64, 200, size):
+        ranges = [(str(path), start, min(start + step, size)) for start in range(0, size, step)]
+        index = line_index(spark, ranges, {}, RetryPolicy()) if step in (7, 64) else {}
+        assert bool(index) == (step in (7, 64))
         parts = []
-        for start in range(0, size, step):
-            parts += read_jsonl_file(str(path), path.name, size, opts, start, min(start + step, size))
+        for _, start, end in ranges:
+            parts += read_jsonl_file(str(path), path.name, size, replace(opts, lines_before=index), start, end)
         assert [(r["id"], r["text"], r["removed_by"]) for r in parts] == \
             [(r["id"], r["text"], r["removed_by"]) for r in whole], step
     assert len(whole) == 39 and sum(r["removed_by"] is not None for r in whole) == 1

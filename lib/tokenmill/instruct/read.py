@@ -24,7 +24,7 @@ from ..io.fields import InstructMap
 from ..io.jsonl import JsonlOptions, json_lines, json_records, source_records
 from ..io.paths import common_root
 from ..io.records import Row, logged_skips, skip_row, to_batches
-from ..io.sources import INSTRUCT_READERS, ParquetSource, list_files, stream_frame
+from ..io.sources import INSTRUCT_READERS, ParquetSource, list_files, split_lines, stream_frame
 from ..schema import stable_id
 from .formats import arrow_schema, spark_schema
 from .layouts import LAYOUTS, Bad, Detected, MapOptions, detect, flat_text, oasst1_threads, project
@@ -159,9 +159,12 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
     if opts.layout == "oasst1":
         return _read_oasst1(spark, src, where, work_dir, opens, mapper, m.threads)
     if src.format == "jsonl":
+        files = list_files(src, where)
+        lines = (split_lines(spark, files, src.task_bytes(), src.storage_options, src.retry)
+                 if src.container == "lines" else {})
         jopts = JsonlOptions(source=src.name, fields=src.fields, on_error=on_error, max_doc_bytes=src.max_doc_bytes,
                              storage_options=src.storage_options, container=src.container, records_key=src.records_key,
-                             explode=src.explode, retry=src.retry)
+                             explode=src.explode, retry=src.retry, lines_before=lines)
 
         from .fastmap import CHUNK_LINES, FastMapper
 
@@ -213,7 +216,7 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
             if chunk:
                 yield from flush(chunk, path, relpath)
 
-        return stream_frame(spark, list_files(src, where), read_one, opens, spark_schema(m.use), arrow_schema(m.use),
+        return stream_frame(spark, files, read_one, opens, spark_schema(m.use), arrow_schema(m.use),
                             src.task_bytes())
     return _map_parquet(spark, _as_parquet(src, work_dir, spark), where, mapper, work_dir)
 

@@ -76,6 +76,11 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     root = _local(paths.removed if in_place else f"{dest}/_all")
     has_text, has_tokens = TEXT in names, N_TOKENS in names
 
+    # A frame straight from a reader (io.sources.stream_frame): this task reads the files itself.
+    stream = getattr(df, "_tokenmill_stream", None)
+    source = stream[0] if stream is not None else df
+    produce = stream[1] if stream is not None else None
+
     def run(batches):
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -97,7 +102,7 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
                 entry[0].write_table(pa.concat_tables(entry[2]))
                 entry[2], entry[3] = [], 0
 
-        for batch in batches:
+        for batch in (produce(batches) if produce is not None else batches):
             cols = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
             for step in steps:
                 step.fn(cols)
@@ -140,7 +145,7 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
                                                                     ("chars", pa.int64()), ("tokens", pa.int64()),
                                                                     ("file", pa.string())]))
 
-    results = df.mapInArrow(run, _RESULT).collect()  # small: one row per task and removed_by value
+    results = source.mapInArrow(run, _RESULT).collect()  # small: one row per task and removed_by value
     written = {r["file"] for r in results}
     fs = HadoopFS(spark, dest)
     for path, _, _ in fs.list_files(_uri(root)):

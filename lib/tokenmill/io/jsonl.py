@@ -33,6 +33,8 @@ class JsonlOptions:
     explode: str | None = None  # array: a list field of each record whose items are the rows
     column_names: tuple[str, ...] | None = None  # csv/tsv without a header line
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # (path, start) -> newlines before that byte, for byte ranges of split files (`line_index`)
+    lines_before: dict = field(default_factory=dict)
 
     @property
     def unit(self) -> str:
@@ -119,9 +121,9 @@ def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterato
     """Lines of a plain file that start in [start, end); line numbers count the newlines before ``start``
     (a sequential read of the prefix, at disk speed), so ids and messages match an unsplit read."""
     with open_input(path, opts.storage_options, opts.retry) as handle:
-        lineno = 0
-        pos = 0
-        while pos < start:  # newlines before the range
+        lineno = opts.lines_before.get((path, start), 0)
+        pos = start if (path, start) in opts.lines_before else 0
+        while pos < start:  # newlines before the range (no index: read the prefix)
             chunk = handle.read(min(RANGE_CHUNK, start - pos))
             if not chunk:
                 return
@@ -145,6 +147,36 @@ def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterato
             lineno += 1
             pos += len(raw)
             yield lineno, raw
+
+
+def _newlines(path: str, start: int, end: int, storage_options: dict, retry: RetryPolicy) -> int:
+    with open_input(path, storage_options, retry) as handle:
+        handle.seek(start)
+        count, pos = 0, start
+        while pos < end:
+            chunk = handle.read(min(RANGE_CHUNK, end - pos))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            pos += len(chunk)
+    return count
+
+
+def line_index(spark, ranges: list[tuple[str, int, int]], storage_options: dict, retry: RetryPolicy) -> dict:
+    """(path, start) -> newlines before ``start``, for the byte ranges (path, start, end) of split files: one
+    pass in which every task counts the newlines of its own range, summed in order on the driver, so each
+    range's reader numbers its lines without reading the file from the top (which made a file of k ranges
+    cost k/2 reads of it)."""
+    if not any(start > 0 for _, start, _ in ranges):
+        return {}
+    counted = (spark.sparkContext.parallelize(ranges, len(ranges))
+               .map(lambda r: (r[0], r[1], _newlines(r[0], r[1], r[2], storage_options, retry)))
+               .collect())  # small: one number per range
+    out, before = {}, {}
+    for path, start, count in sorted(counted):
+        out[(path, start)] = before.get(path, 0)
+        before[path] = before.get(path, 0) + count
+    return out
 
 
 def _stream_lines(handle, path: str, opts: JsonlOptions) -> Iterator[tuple[int, bytes] | Row]:

@@ -196,6 +196,15 @@ def file_splits(files: list[InputFile], split_bytes: int | None) -> list[tuple[I
     return out
 
 
+def split_lines(spark: SparkSession, files: list[InputFile], split_bytes: int | None, storage_options: dict,
+                retry) -> dict:
+    """The line index (jsonl.line_index) of the files `_files_frame` splits into byte ranges."""
+    from .jsonl import line_index
+
+    ranges = [(f.path, start, end) for f, start, end in file_splits(files, split_bytes) if (start, end) != (0, f.size)]
+    return line_index(spark, ranges, storage_options, retry)
+
+
 def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int | None = None) -> DataFrame:
     """One row per file (or byte range of one); big files one per partition, small ones packed several to a
     partition (`tasks.plan`), so Spark spreads the work evenly over executors without a task per tiny file."""
@@ -227,7 +236,11 @@ def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=No
                     opens.add({"files_opened": int(start == 0),
                                "fetch": {path: fetched.as_dict()} if fetched else {}})
 
-    return _files_frame(spark, files, split_bytes).mapInArrow(run, schema)
+    frame = _files_frame(spark, files, split_bytes)
+    out = frame.mapInArrow(run, schema)
+    # What arrow_write needs to make these batches in its own task (no trip through the JVM's rows).
+    out._tokenmill_stream = (frame, run)
+    return out
 
 
 class ReadStats(AccumulatorParam):
@@ -274,11 +287,14 @@ def _read_jsonl(spark: SparkSession, src: JsonlSource, where: str, work_dir: str
     if src.fields.keep_fields:
         raise ConfigError(f"{where}: fields.keep_fields is for Parquet and Hugging Face sources; a JSONL field "
                           "naming a media file stays in meta (audio_features: audio: meta.<key>)")
+    files = list_files(src, where)
+    lines = split_lines(spark, files, src.task_bytes(), src.storage_options, src.retry) if src.container == "lines" else {}
     opts = JsonlOptions(source=src.name, fields=src.fields, on_error=src.on_error,
                         max_doc_bytes=src.max_doc_bytes, storage_options=src.storage_options,
                         container=src.container, records_key=src.records_key, explode=src.explode,
-                        column_names=tuple(src.column_names) if src.column_names else None, retry=src.retry)
-    return stream_frame(spark, list_files(src, where), lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
+                        column_names=tuple(src.column_names) if src.column_names else None, retry=src.retry,
+                        lines_before=lines)
+    return stream_frame(spark, files, lambda p, r, s, a, b: read_jsonl_file(p, r, s, opts, a, b),
                         opens, split_bytes=src.task_bytes())
 
 
