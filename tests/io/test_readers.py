@@ -226,8 +226,8 @@ def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(spark, tmp_path):
     counted by its own task) instead of each range reading the file from the top."""
     from dataclasses import replace
 
-    from tokenmill.io.jsonl import line_index
     from tokenmill.io.fetch import RetryPolicy
+    from tokenmill.io.jsonl import line_index
 
     lines = [json.dumps({"text": f"document {i} " + "ü" * (i % 7)}) for i in range(40)]
     lines[5] = ""  # a blank line

@@ -110,3 +110,33 @@ def test_files_of_attempts_spark_did_not_count_are_deleted(spark, tmp_path):
     assert volume["f:short"][:2] == [10, sum(i for i in range(30) if i % 3 == 0)]
     assert not (dest / "_all").exists() and not any(p.name == stray.name for p in dest.rglob("*.parquet"))
     assert arrow_write.escape_partition("a:b/c=d e%") == "a%3Ab%2Fc%3Dd e%25"
+
+
+@pytest.mark.parametrize("kind", ["two_sources", "documents"])
+def test_arrow_tail_after_a_union_and_on_plain_documents(spark, tmp_path, monkeypatch, caplog, kind):
+    """Two sources (the write task reads Spark's batches of the union, not the files) and plain text
+    documents (decontaminate's Arrow form alone) write what the Spark path writes."""
+    from tokenmill.pipeline import load_pipeline, run
+
+    def config(out: str) -> dict:
+        cfg = _config(tmp_path, "remove", True, out)
+        if kind == "two_sources":
+            cfg["sources"].append({**cfg["sources"][0], "name": "again"})
+        else:
+            docs = tmp_path / "docs.jsonl"
+            docs.write_text("".join(json.dumps({"text": " ".join(t["value"] for t in r["conversations"])}) + "\n"
+                                    for r in _rows(300)))
+            cfg["sources"] = [{"name": "docs", "format": "jsonl", "paths": [str(docs)]}]
+            cfg["stages"] = ["read", cfg["stages"][3], cfg["stages"][4]]
+        return cfg
+
+    with caplog.at_level("INFO", logger="tokenmill"):
+        run(spark, load_pipeline(str(write_config(tmp_path / "a.yaml", config("arrow")))))
+    assert "decontaminate run in the write task" in caplog.text
+    with monkeypatch.context() as m:
+        m.setattr(arrow_write, "supported", lambda *a: False)
+        run(spark, load_pipeline(str(write_config(tmp_path / "s.yaml", config("spark")))))
+    assert _read(tmp_path / "arrow") == _read(tmp_path / "spark")
+    assert _manifest(tmp_path / "arrow") == _manifest(tmp_path / "spark")
+    stages = {s["stage"]: s for s in _manifest(tmp_path / "arrow")["stages"]}
+    assert stages["decontaminate"]["removed"] == {"contaminated": 110 if kind == "two_sources" else 34}
