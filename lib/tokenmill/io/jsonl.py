@@ -140,13 +140,21 @@ def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterato
             else:
                 pos = start
         handle.seek(pos)
-        while pos < end:
-            raw = handle.readline()
-            if not raw:
+        carry = b""  # the line in progress at the end of the last block
+        while pos < end:  # whole blocks split into lines: a `readline` call per line costs more than the split
+            block = handle.read(RANGE_CHUNK)
+            if not block:
+                if carry:  # the last line, without a newline
+                    yield lineno + 1, carry
                 return
-            lineno += 1
-            pos += len(raw)
-            yield lineno, raw
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            for line in lines:
+                if pos >= end:
+                    return
+                lineno += 1
+                pos += len(line) + 1
+                yield lineno, line + b"\n"
 
 
 def _newlines(path: str, start: int, end: int, storage_options: dict, retry: RetryPolicy) -> int:
