@@ -11,13 +11,14 @@ job returns, from the attempts Spark counted as successful, the files they wrote
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from ..schema import N_TOKENS, REMOVED_BY, TEXT
+from ..schema import N_TOKENS, REMOVED_BY, SOURCE, TEXT
 from .hadoopfs import HadoopFS, qualify
 from .writer import IDENTITY, NULL_PARTITION, OutputPaths, count_written, plain_columns, publish
 
@@ -25,7 +26,7 @@ from .writer import IDENTITY, NULL_PARTITION, OutputPaths, count_written, plain_
 _ESCAPED = {chr(c) for c in range(1, 32)} | set("\"#%'*/:=?\\\x7f{[]^")
 _CODECS = {"none": None, "uncompressed": None, "snappy": "snappy", "gzip": "gzip", "zstd": "zstd", "lz4": "lz4"}
 _BUFFER_BYTES = 64 << 20  # rows of one partition value gathered per row group
-_RESULT = "value string, rows long, chars long, tokens long, file string"
+_RESULT = "value string, rows long, chars long, tokens long, file string, sources string"
 
 
 def escape_partition(value: str | None) -> str:
@@ -74,7 +75,7 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     codec = _CODECS[compression]
     paths = OutputPaths.of(dest, in_place)
     root = _local(paths.removed if in_place else f"{dest}/_all")
-    has_text, has_tokens = TEXT in names, N_TOKENS in names
+    has_text, has_tokens, has_source = TEXT in names, N_TOKENS in names, SOURCE in names
 
     # A frame straight from a reader (io.sources.stream_frame): this task reads the files itself.
     stream = getattr(df, "_tokenmill_stream", None)
@@ -92,6 +93,7 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
         file_schema = pa.schema([f for f in target if f.name != REMOVED_BY])
         open_: dict = {}  # value -> [writer, path, buffered tables, buffered bytes]
         stats: dict = {}  # value -> [rows, chars, tokens]
+        per_source: dict = {}  # value -> {source: rows}
 
         def flush(value, force=False):
             entry = open_[value]
@@ -117,6 +119,10 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
                 rows = part.num_rows
                 chars = pc.sum(pc.utf8_length(part.column(TEXT))).as_py() if has_text else None
                 tokens = pc.sum(part.column(N_TOKENS)).as_py() if has_tokens else None
+                mine = per_source.setdefault(value, {})
+                if has_source:
+                    for pair in pc.value_counts(part.column(SOURCE)).to_pylist():
+                        mine[pair["values"]] = mine.get(pair["values"], 0) + pair["counts"]
                 got = stats.setdefault(value, [0, None, None])
                 got[0] += rows
                 if chars is not None:
@@ -139,11 +145,12 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
             flush(value, force=True)
             entry[0].close()
             rows, chars, tokens = stats[value]
-            out.append({"value": value, "rows": rows, "chars": chars, "tokens": tokens, "file": entry[1]})
+            out.append({"value": value, "rows": rows, "chars": chars, "tokens": tokens, "file": entry[1],
+                        "sources": json.dumps(per_source[value])})
         if out:
             yield pa.RecordBatch.from_pylist(out, schema=pa.schema([("value", pa.string()), ("rows", pa.int64()),
                                                                     ("chars", pa.int64()), ("tokens", pa.int64()),
-                                                                    ("file", pa.string())]))
+                                                                    ("file", pa.string()), ("sources", pa.string())]))
 
     results = source.mapInArrow(run, _RESULT).collect()  # small: one row per task and removed_by value
     written = {r["file"] for r in results}
@@ -163,7 +170,21 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
         publish(spark, dest, f"{dest}/_all", kept_schema)
     elif not fs.exists(paths.data):
         spark.createDataFrame([], kept_schema).write.parquet(paths.data)
-    return count_written(spark, paths), volume
+    if not has_source:
+        return count_written(spark, paths), volume
+    return _counts(results), volume
+
+
+def _counts(results: list) -> dict:
+    """What `count_written` reads back from the output, from what the tasks that wrote it counted."""
+    kept: dict[str, int] = {}
+    removed: dict[str, dict[str, int]] = {}
+    for r in results:
+        into = kept if r["value"] is None else removed.setdefault(r["value"], {})
+        for src, n in json.loads(r["sources"]).items():
+            into[src] = into.get(src, 0) + n
+    return {"kept": sum(kept.values()), "kept_by_source": dict(sorted(kept.items())),
+            "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
 
 
 def _uri(path: str) -> str:
