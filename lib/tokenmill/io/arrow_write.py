@@ -24,7 +24,8 @@ from .writer import IDENTITY, NULL_PARTITION, OutputPaths, count_written, plain_
 
 # Spark's escaping of partition values in folder names (ExternalCatalogUtils.escapePathName).
 _ESCAPED = {chr(c) for c in range(1, 32)} | set("\"#%'*/:=?\\\x7f{[]^")
-_CODECS = {"none": None, "uncompressed": None, "snappy": "snappy", "gzip": "gzip", "zstd": "zstd", "lz4": "lz4"}
+# lz4 is left to Spark: its Parquet codec (Hadoop LZ4) is not what pyarrow writes under that name
+_CODECS = {"none": None, "uncompressed": None, "snappy": "snappy", "gzip": "gzip", "zstd": "zstd"}
 _BUFFER_BYTES = 64 << 20  # rows of one partition value gathered per row group
 _RESULT = "value string, rows long, chars long, tokens long, file string, sources string"
 
