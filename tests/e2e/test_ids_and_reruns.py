@@ -73,13 +73,22 @@ def test_jsonl_globs_with_equal_file_names_keep_unique_ids(spark, tmp_path):
     assert df.where(F.col("text") == "b1").first()["id"] == stable_id("j", "b/x.jsonl:2")
 
 
-def test_duplicate_ids_fail_the_write_with_a_clear_message(spark, tmp_path):
+@pytest.mark.parametrize("arrow_tail", [False, True])
+def test_duplicate_ids_fail_the_write_with_a_clear_message(spark, tmp_path, caplog, arrow_tail):
+    """Also where the write task runs the last stage and checks ids by their hashes (io/arrow_write.py)."""
     (tmp_path / "d.jsonl").write_text("".join(json.dumps({"id": "doc-6" if i == 2 else f"doc-{i}",
                                                           "text": f"t{i}"}) + "\n" for i in range(8)))
+    (tmp_path / "b.jsonl").write_text(json.dumps({"q": " ".join(f"w{i}" for i in range(20))}) + "\n")
     src = {"name": "j", "format": "jsonl", "paths": str(tmp_path / "d.jsonl"), "fields": {"id_field": "id"}}
+    stages = None
+    if arrow_tail:
+        stages = ["read", {"stage": "decontaminate", "max_docs_per_ngram": 0,
+                           "benchmarks": [{"name": "b", "path": str(tmp_path / "b.jsonl"), "fields": ["q"]}]}, "write"]
     with pytest.raises(InputError, match=rf"{tmp_path / 'out'}: ids: 1 id\(s\) appear more than once .*\(j\) x2: {tmp_path}/d\.jsonl [37] \| .*"
                                          r"give the source an `id_field` whose values are unique"):
-        run_pipeline(spark, tmp_path, [src])
+        with caplog.at_level("INFO", logger="tokenmill"):
+            run_pipeline(spark, tmp_path, [src], stages)
+    assert ("decontaminate run in the write task" in caplog.text) == arrow_tail
     assert not (tmp_path / "out").exists()
 
 

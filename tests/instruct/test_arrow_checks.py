@@ -88,3 +88,11 @@ def test_arrow_checks_and_chatml_equal_the_spark_expressions(spark):
         "truncated_response", "truncated_response", None, None, None, "truncated_response", "truncated_response",
         None, "empty_turn", "mojibake", "mojibake", "mojibake", "mojibake", None, "no_assistant", None,
         "truncated_response", "truncated_response", None, "no_assistant", "empty_turn", None]
+
+
+def test_check_names_are_the_checks_keys_in_order(spark):
+    from tokenmill.instruct.checks import NAMES
+
+    for use in ("sft", "dpo", "grpo"):
+        assert NAMES[use] == tuple(checks(use))
+    assert tuple(SFT_CHECKS) == NAMES["sft"]

@@ -301,7 +301,9 @@ def test_jsonl_garbled_single_member_keeps_nothing_garbled(tmp_path):
     assert {r["removed_by"] for r in rows} <= {"read:corrupt_gzip"} and len(rows) >= 1
 
 
-def test_damaged_crawl_through_the_pipeline_balances_and_keeps_every_intact_page(spark, tmp_path):
+@pytest.mark.parametrize("tail", [False, True])
+def test_damaged_crawl_through_the_pipeline_balances_and_keeps_every_intact_page(spark, tmp_path, caplog, tail):
+    """With `tail`, a decontaminate stage runs in the Arrow write task, which also counts the read notes."""
     from conftest import write_config
     from tokenmill.pipeline import load_pipeline, run
 
@@ -314,10 +316,16 @@ def test_damaged_crawl_through_the_pipeline_balances_and_keeps_every_intact_page
     data[bad + 200:bad + 208] = b"\xff" * 8
     data = bytes(data[:lying]) + _with_content_length(bytes(data[lying:spans[lying]]), 1 << 20) + bytes(data[spans[lying]:])
     path.write_bytes(data)
-    cfg = write_config(tmp_path / "c.yaml", {
-        "output": str(tmp_path / "out"),
-        "sources": [{"name": "cc", "format": "warc", "paths": str(tmp_path / "crawl" / "*.warc.gz")}]})
-    result = run(spark, load_pipeline(str(cfg)))
+    config = {"output": str(tmp_path / "out"),
+              "sources": [{"name": "cc", "format": "warc", "paths": str(tmp_path / "crawl" / "*.warc.gz")}]}
+    if tail:
+        (tmp_path / "items.jsonl").write_text(json.dumps({"q": "an item no page of this crawl quotes at all, "
+                                                                "thirteen words or more of it"}) + "\n")
+        config["stages"] = ["read", {"stage": "decontaminate", "max_docs_per_ngram": 0, "benchmarks": [
+            {"name": "b", "path": str(tmp_path / "items.jsonl"), "fields": ["q"]}]}, "write"]
+    with caplog.at_level("INFO", logger="tokenmill"):
+        result = run(spark, load_pipeline(str(write_config(tmp_path / "c.yaml", config))))
+    assert ("decontaminate run in the write task" in caplog.text) == tail
     read_stage = result.manifest["stages"][0]
     assert (read_stage["rows_in"], read_stage["rows_out"], read_stage["removed"]) == (22, 21, {"corrupt_gzip": 1})
     assert result.manifest["output"]["read_notes"] == {"length_mismatch": {"cc": 1}}

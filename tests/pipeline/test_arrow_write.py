@@ -104,7 +104,8 @@ def test_files_of_attempts_spark_did_not_count_are_deleted(spark, tmp_path):
     stray = dest / "_all" / "removed_by=f%3Ashort" / "part-00000-999.parquet"
     stray.parent.mkdir(parents=True)
     pq.write_table(df.limit(5).drop("removed_by").toArrow(), stray)
-    counts, volume = arrow_write.write_arrow(df.repartition(3), [], str(dest), keep_removed=True)
+    written = arrow_write.write_arrow(df.repartition(3), [], str(dest), keep_removed=True)
+    counts, volume = written.counts, written.volume
     assert counts == {"kept": 20, "kept_by_source": {"src": 20}, "removed": {"f:short": {"src": 10}}}
     assert volume[None][:2] == [20, sum(i for i in range(30) if i % 3)]
     assert volume["f:short"][:2] == [10, sum(i for i in range(30) if i % 3 == 0)]

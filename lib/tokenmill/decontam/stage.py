@@ -23,6 +23,7 @@ from ..pipeline.stage import (
     StageContext,
     StageParams,
     arrow_form,
+    arrow_summary,
     live,
     mark_removed,
     register,
@@ -32,7 +33,7 @@ from ..text.fast_ngrams import hash_tokens
 from ..text.ngrams import ngram_hashes, tokens
 from .benchmarks import BenchmarkSpec, load_items, resolve
 from .index import Index, build_index, decide, find_hits, split_common, unlabel
-from .report import describe_contamination, summarize_contamination
+from .report import add_to_report, describe_contamination, merge_reports, summarize_contamination
 
 log = logging.getLogger("tokenmill.decontam")
 
@@ -219,3 +220,6 @@ def decontaminate_arrow(ctx: StageContext, params: DecontamParams, columns: list
                           for n in (f.name for f in _ENTRY_PA)])
     return ArrowStep([T.StructField(CONTAMINATION, T.ArrayType(entry, True), True),
                       T.StructField(CONTAMINATED_BY, T.ArrayType(T.StringType(), False), True)], fn)
+
+
+arrow_summary("decontaminate", add_to_report, merge_reports)

@@ -44,6 +44,14 @@ DESCRIPTIONS = {
     "answer_not_verifiable": "the answer is not a number or an expression (not a short string, for non-math)",
 }
 # Problems that leave nothing to train on: a row with one is unusable, whatever the cleaning.
+# The checks of each use, in `checks`' order (its keys, without building the expressions).
+NAMES = {
+    "sft": ("empty_turn", "assistant_first", "same_role_twice", "no_assistant", "unknown_role", "system_not_first",
+            "truncated_response", "mojibake"),
+    "dpo": ("empty_turn", "chosen_equals_rejected", "prompt_not_shared", "no_prompt", "unknown_role",
+            "truncated_response", "mojibake"),
+    "grpo": ("empty_turn", "answer_not_verifiable", "mojibake"),
+}
 BLOCKING = {"no_assistant", "chosen_equals_rejected", "answer_not_verifiable", "prompt_not_shared"}
 
 

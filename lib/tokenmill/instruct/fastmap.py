@@ -18,7 +18,11 @@ import pyarrow.json as pj
 from ..schema import stable_id
 from .formats import ARROW_MESSAGE, ROLE_ALIASES, arrow_schema
 
-CHUNK_LINES = 2000
+# Lines parsed as one Arrow batch: up to this many, or this many bytes of JSON. Measured on the instruct bench
+# (1M conversations of ~1.2 KB): 8000 lines a batch take 25 CPU-s where 2000 took 29 (per-batch work in the
+# checks, the writer and the summaries); long conversations stop at the byte limit instead.
+CHUNK_LINES = 8000
+CHUNK_BYTES = 16 << 20
 _ALIAS_KEYS = pa.array(list(ROLE_ALIASES))
 _ALIAS_VALUES = pa.array(list(ROLE_ALIASES.values()))
 _SCALAR_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}

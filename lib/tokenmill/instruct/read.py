@@ -166,7 +166,7 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                              storage_options=src.storage_options, container=src.container, records_key=src.records_key,
                              explode=src.explode, retry=src.retry, lines_before=lines)
 
-        from .fastmap import CHUNK_LINES, FastMapper
+        from .fastmap import CHUNK_BYTES, CHUNK_LINES, FastMapper
 
         fast = FastMapper(mapper, sample) if FastMapper.applies(mapper, sample) else None
 
@@ -199,6 +199,7 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                 yield from slow(lines, path, relpath)
                 return
             chunk: list[tuple[int, bytes]] = []
+            held = 0
             for item in lines:
                 if isinstance(item, dict):  # an unreadable part of the file: a skip row already
                     yield item
@@ -210,9 +211,10 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                     yield from slow([item], path, relpath)
                     continue
                 chunk.append(item)
-                if len(chunk) >= CHUNK_LINES:
+                held += len(raw)
+                if len(chunk) >= CHUNK_LINES or held >= CHUNK_BYTES:
                     yield from flush(chunk, path, relpath)
-                    chunk = []
+                    chunk, held = [], 0
             if chunk:
                 yield from flush(chunk, path, relpath)
 

@@ -115,10 +115,9 @@ class InstructFilterParams(StageParams):
 def instruct_filter(ctx: StageContext, df: DataFrame, params: InstructFilterParams) -> DataFrame:
     """Remove rows with the chosen problems (reason: the first problem found) or out of the length limits."""
     use = _use(df, ctx.label)
-    from .checks import checks
+    from .checks import NAMES
 
-    known = checks(use, params.math)
-    names = [p for p in params.problems if p in known]
+    names = [p for p in params.problems if p in NAMES[use]]
     out = mark_removed(df, None, ctx.label, F.when(live(df), first_problem(use, params.math, names)))
     for part, limit in sorted(params.min_chars.items()):
         out = mark_removed(out, F.length(part_text(use, part)) < limit, ctx.label, f"{part}_too_short")
@@ -341,9 +340,9 @@ def instruct_filter_arrow(ctx: StageContext, params: InstructFilterParams, colum
     """SFT rows, problems only (length limits need Spark)."""
     if use_of(columns) != "sft" or params.min_chars or params.max_chars or params.max_tokens:
         return None
-    from .checks import checks
+    from .checks import NAMES
 
-    names = [p for p in params.problems if p in checks("sft", params.math)]
+    names = [p for p in params.problems if p in NAMES["sft"]]
     tag = f"{ctx.label}:"
 
     def fn(cols: dict) -> None:

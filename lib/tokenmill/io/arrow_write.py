@@ -4,6 +4,9 @@ last stages on the batches Spark hands the task: the folders, files and counts o
 the JVM. Measured on the instruct bench, the JVM's row conversion and Parquet writer cost about ten times
 the Arrow work itself.
 
+The same tasks fold the rows they write into the stages' summaries (`pipeline.stage.ArrowSummary`) and
+hash every id: the job shuffles the hashes to find repeats, so nothing is read back after the write.
+
 The commit protocol is Spark's in small: every task attempt writes files named after its attempt; the
 job returns, from the attempts Spark counted as successful, the files they wrote; every other file
 (a failed or speculative attempt's) is deleted before the partitions are moved into place.
@@ -13,12 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from ..schema import N_TOKENS, REMOVED_BY, SOURCE, TEXT
+from ..schema import ID, META, N_TOKENS, REMOVED_BY, SOURCE, TEXT
 from .hadoopfs import HadoopFS, qualify
 from .writer import IDENTITY, NULL_PARTITION, OutputPaths, count_written, plain_columns, publish
 
@@ -27,7 +31,7 @@ _ESCAPED = {chr(c) for c in range(1, 32)} | set("\"#%'*/:=?\\\x7f{[]^")
 # lz4 is left to Spark: its Parquet codec (Hadoop LZ4) is not what pyarrow writes under that name
 _CODECS = {"none": None, "uncompressed": None, "snappy": "snappy", "gzip": "gzip", "zstd": "zstd"}
 _BUFFER_BYTES = 64 << 20  # rows of one partition value gathered per row group
-_RESULT = "value string, rows long, chars long, tokens long, file string, sources string"
+_RESULT = ["h", "r"]  # a task's rows: an id's hash, or (h null) one JSON result per removed_by value written
 
 
 def escape_partition(value: str | None) -> str:
@@ -58,11 +62,22 @@ def output_schema(df: DataFrame, steps: list) -> T.StructType:
     return T.StructType(fields)
 
 
+@dataclass
+class ArrowWritten:
+    """What `write_arrow` counted while writing."""
+
+    counts: dict  # as `writer.count_written` reads them back
+    volume: dict  # per `removed_by` value (None: kept) [rows, characters, tokens]
+    summaries: dict  # stage name -> every task's accumulator of its `ArrowSummary`
+    repeated_ids: bool  # some id hash came twice: `writer.check_unique_ids` must look (or a hash collision)
+
+
 def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compression: str = "zstd",
-                audit: set[str] | frozenset = frozenset(), in_place: bool = False) -> tuple[dict, dict]:
-    """Run ``steps`` (pipeline.stage.ArrowStep) on ``df``'s batches and write the result under ``dest``:
-    (counts read back from the output as `write_split` returns them, and per `removed_by` value the rows,
-    characters and tokens written, null for the kept rows)."""
+                audit: set[str] | frozenset = frozenset(), in_place: bool = False,
+                summaries: dict | None = None) -> ArrowWritten:
+    """Run ``steps`` (pipeline.stage.ArrowStep) on ``df``'s batches and write the result under ``dest``;
+    the tasks also fold the rows they write into ``summaries`` (stage name -> pipeline.stage.ArrowSummary)
+    and hash every id, which one shuffle of the hashes checks for repeats in the same job."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     spark = df.sparkSession
@@ -77,6 +92,8 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     paths = OutputPaths.of(dest, in_place)
     root = _local(paths.removed if in_place else f"{dest}/_all")
     has_text, has_tokens, has_source = TEXT in names, N_TOKENS in names, SOURCE in names
+    forms = list((summaries or {}).items())
+    check_ids = ID in names and META in names  # what `check_unique_ids` checks
 
     # A frame straight from a reader (io.sources.stream_frame): this task reads the files itself.
     stream = getattr(df, "_tokenmill_stream", None)
@@ -84,10 +101,13 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     produce = stream[1] if stream is not None else None
 
     def run(batches):
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
         from pyspark import TaskContext
+
+        from ..text.fast_ngrams import string_hashes
 
         tc = TaskContext.get()
         stem = f"part-{tc.partitionId():05d}-{tc.taskAttemptId()}"
@@ -95,6 +115,7 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
         open_: dict = {}  # value -> [writer, path, buffered tables, buffered bytes]
         stats: dict = {}  # value -> [rows, chars, tokens]
         per_source: dict = {}  # value -> {source: rows}
+        accs: list = [None] * len(forms)
 
         def flush(value, force=False):
             entry = open_[value]
@@ -112,6 +133,9 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
             arrays = [cols[n] for n in names]
             table = pa.Table.from_arrays([a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, target, strict=True)],
                                          schema=target)
+            if check_ids and table.num_rows:
+                hashes = string_hashes(table.column(ID)).view(np.int64)
+                yield pa.RecordBatch.from_arrays([pa.array(hashes), pa.nulls(len(hashes), pa.string())], _RESULT)
             removed = table.column(REMOVED_BY).combine_chunks()
             values = [None] if removed.null_count == len(removed) else pc.unique(removed).to_pylist()
             for value in values:
@@ -135,6 +159,8 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
                     part = pa.Table.from_arrays(
                         [c if n in light else pa.nulls(rows, c.type) for n, c in zip(part.column_names, part.columns,
                                                                                    strict=True)], schema=file_schema)
+                for j, (_, form) in enumerate(forms):  # the summaries see the rows as written
+                    accs[j] = form.add(accs[j], part, value is None)
                 if value not in open_:
                     open_[value] = [None, f"{root}/{REMOVED_BY}={escape_partition(value)}/{stem}.parquet", [], 0]
                 entry = open_[value]
@@ -146,18 +172,34 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
             flush(value, force=True)
             entry[0].close()
             rows, chars, tokens = stats[value]
-            out.append({"value": value, "rows": rows, "chars": chars, "tokens": tokens, "file": entry[1],
-                        "sources": json.dumps(per_source[value])})
+            result = {"value": value, "rows": rows, "chars": chars, "tokens": tokens, "file": entry[1],
+                      "sources": per_source[value]}
+            if not out:  # the task's summaries, once
+                result["summaries"] = accs
+            out.append(json.dumps(result))
         if out:
-            yield pa.RecordBatch.from_pylist(out, schema=pa.schema([("value", pa.string()), ("rows", pa.int64()),
-                                                                    ("chars", pa.int64()), ("tokens", pa.int64()),
-                                                                    ("file", pa.string()), ("sources", pa.string())]))
+            yield pa.RecordBatch.from_arrays([pa.nulls(len(out), pa.int64()), pa.array(out, pa.string())], _RESULT)
 
-    results = source.mapInArrow(run, _RESULT).collect()  # small: one row per task and removed_by value
-    written = {r["file"] for r in results}
+    written = source.mapInArrow(run, "h long, r string")
+    repeated = False
+    if check_ids:
+        # One row per distinct id hash and per task result; the repeats counted by an observation of the
+        # same job, the results collected.
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        seen = Observation("tokenmill_ids")
+        grouped = written.groupBy("h", "r").count().observe(
+            seen, F.sum(F.when(F.col("r").isNull() & (F.col("count") > 1), 1)).alias("repeated"))
+        rows = grouped.where(F.col("r").isNotNull()).select("r").collect()  # small: one row per task and value
+        repeated = bool(seen.get.get("repeated"))
+    else:
+        rows = written.collect()  # small: no id rows without ids
+    results = [json.loads(r["r"]) for r in rows]
+    files = {r["file"] for r in results}
     fs = HadoopFS(spark, dest)
     for path, _, _ in fs.list_files(_uri(root)):
-        if _local(path) not in written:  # a failed or speculative attempt's file
+        if _local(path) not in files:  # a failed or speculative attempt's file
             fs.delete(path)
     volume: dict = {}
     for r in results:
@@ -171,9 +213,12 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
         publish(spark, dest, f"{dest}/_all", kept_schema)
     elif not fs.exists(paths.data):
         spark.createDataFrame([], kept_schema).write.parquet(paths.data)
-    if not has_source:
-        return count_written(spark, paths), volume
-    return _counts(results), volume
+    accs: dict = {name: [] for name, _ in forms}
+    for r in results:
+        for (name, _), acc in zip(forms, r.get("summaries", ()), strict=False):
+            accs[name].append(acc)
+    counts = _counts(results) if has_source else count_written(spark, paths)
+    return ArrowWritten(counts, volume, accs, repeated)
 
 
 def _counts(results: list) -> dict:
@@ -182,7 +227,7 @@ def _counts(results: list) -> dict:
     removed: dict[str, dict[str, int]] = {}
     for r in results:
         into = kept if r["value"] is None else removed.setdefault(r["value"], {})
-        for src, n in json.loads(r["sources"]).items():
+        for src, n in r["sources"].items():
             into[src] = into.get(src, 0) + n
     return {"kept": sum(kept.values()), "kept_by_source": dict(sorted(kept.items())),
             "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}

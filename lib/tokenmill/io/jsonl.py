@@ -170,16 +170,28 @@ def _newlines(path: str, start: int, end: int, storage_options: dict, retry: Ret
     return count
 
 
-def line_index(spark, ranges: list[tuple[str, int, int]], storage_options: dict, retry: RetryPolicy) -> dict:
+def line_index(spark, ranges: list[tuple[str, int, int]], storage_options: dict, retry: RetryPolicy,
+               in_threads: bool | None = None) -> dict:
     """(path, start) -> newlines before ``start``, for the byte ranges (path, start, end) of split files: one
     pass in which every task counts the newlines of its own range, summed in order on the driver, so each
     range's reader numbers its lines without reading the file from the top (which made a file of k ranges
     cost k/2 reads of it)."""
     if not any(start > 0 for _, start, _ in ranges):
         return {}
-    counted = (spark.sparkContext.parallelize(ranges, len(ranges))
-               .map(lambda r: (r[0], r[1], _newlines(r[0], r[1], r[2], storage_options, retry)))
-               .collect())  # small: one number per range
+    sc = spark.sparkContext
+    if in_threads if in_threads is not None else sc.master.startswith("local"):
+        # Local mode: the executors are this machine's cores, so count in threads here (reads release the GIL),
+        # without a job that starts Python workers for a few milliseconds of work each (2.4 of 28 s on the
+        # first run of the instruct bench, against 0.5 s in threads).
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, sc.defaultParallelism)) as pool:
+            counted = list(pool.map(lambda r: (r[0], r[1], _newlines(r[0], r[1], r[2], storage_options, retry)),
+                                    ranges))
+    else:
+        counted = (sc.parallelize(ranges, len(ranges))
+                   .map(lambda r: (r[0], r[1], _newlines(r[0], r[1], r[2], storage_options, retry)))
+                   .collect())  # small: one number per range
     out, before = {}, {}
     for path, start, count in sorted(counted):
         out[(path, start)] = before.get(path, 0)

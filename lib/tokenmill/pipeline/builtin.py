@@ -17,6 +17,7 @@ from .stage import (
     StageParams,
     WriteParams,
     Written,
+    arrow_summary,
     live,
     mark_removed,
     register,
@@ -37,6 +38,35 @@ def read_notes(out: Written) -> dict:
     return {"read_notes": found} if found else {}
 
 
+def _read_notes_add(acc: dict | None, table, kept: bool) -> dict | None:
+    """`read_notes` of one written table: {note: {source: rows}} (kept rows only)."""
+    import pyarrow.compute as pc
+
+    if not kept or META not in table.column_names or table.num_rows == 0:
+        return acc
+    meta, sources = table.column(META), table.column(SOURCE)
+    for key in READ_NOTES:
+        has = pc.is_valid(pc.map_lookup(meta, key, "first"))
+        if not pc.any(has).as_py():
+            continue
+        acc = acc if acc is not None else {}
+        into = acc.setdefault(key, {})
+        for pair in pc.value_counts(pc.filter(sources, has)).to_pylist():
+            into[pair["values"]] = into.get(pair["values"], 0) + pair["counts"]
+    return acc
+
+
+def _read_notes_merge(accs: list, spark, folder: str) -> dict:
+    found: dict = {}
+    for acc in accs:
+        for key, by_source in (acc or {}).items():
+            into = found.setdefault(key, {})
+            for src, n in by_source.items():
+                into[src] = into.get(src, 0) + n
+    found = {k: dict(sorted(found[k].items())) for k in READ_NOTES if found.get(k)}
+    return {"read_notes": found} if found else {}
+
+
 @register("read", "read", adds=(*CANONICAL_COLUMNS, REMOVED_BY), summarize=read_notes)
 def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFrame:
     """Read every configured source into the canonical schema; bad records become counted skips."""
@@ -50,6 +80,9 @@ def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFr
     ctx.report("fetch", Deferred(lambda: fetch_report(opens.value)["fetch"]))
     # Sources may carry different extra columns (an `audio` struct, instruction columns): missing ones are null.
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+arrow_summary("read", _read_notes_add, _read_notes_merge)
 
 
 @register("write", "write", WriteParams, requires=lambda p: p.partition_by)

@@ -142,32 +142,39 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
                     df = materialize(df)
                 df = part.spec.run(ctx.for_stage(part.label), df, part.params)
             done.reports.update(ctx.take_reports())
-            observation = None
+            volume: dict | None = None
             labels = [st.label for st in plan.stages]
+            summed: dict = {}  # stage name -> what the Arrow writer's tasks folded for its summary
+            paths = OutputPaths.of(out.path, out.in_place)
             if end.kind == "write":
                 df = _with_earlier_removals(spark, df, done.checkpoints)
             if steps is not None:
-                counts, written = arrow_write.write_arrow(df, steps, out.path, params.keep_removed, params.compression,
-                                                          audit=plan.audit_columns(index), in_place=out.in_place)
-                observation = _Observed(written, labels)
+                forms = {st.name: st.spec.summary_arrow for st in plan.stages[: index + 1]
+                         if st.spec.summarize is not None and st.spec.summary_arrow is not None}
+                written = arrow_write.write_arrow(df, steps, out.path, params.keep_removed, params.compression,
+                                                  audit=plan.audit_columns(index), in_place=out.in_place,
+                                                  summaries=forms)
+                counts, volume, summed = written.counts, _arrow_volume(written.volume, labels), written.summaries
+                if written.repeated_ids:  # or two ids with one hash: the exact check tells
+                    check_unique_ids(spark, paths, dest)
             else:
+                observation = None
                 if end.kind == "write":
                     df, observation = _observed(df, labels)
                 counts = write_split(df, out.path, params.partition_by, params.keep_removed, params.max_rows_per_file,
                                      params.compression, audit=plan.audit_columns(index), in_place=out.in_place)
-            paths = OutputPaths.of(out.path, out.in_place)
-            check_unique_ids(spark, paths, dest)
+                volume = observation.get if observation is not None else None
+                check_unique_ids(spark, paths, dest)
             done.reports = resolve_deferred(done.reports)
             seg_rows = stage_table([{"label": s.label, "name": s.name, "kind": s.kind} for s in segment],
                                    counts, done.rows_in)
             check_balance(seg_rows, counts["kept"])
             if end.kind == "write":
                 check_every_row_once(done.stage_rows + seg_rows, counts)
-                add_volume(done.stage_rows + seg_rows, _volume(observation, [st.label for st in plan.stages]))
+                add_volume(done.stage_rows + seg_rows, _volume(volume, labels))
             final = paths if out.in_place else OutputPaths.of(dest)  # where readers find the rows once committed
             manifest = _manifest(spark, plan, dest, fingerprint, params, counts, done, seg_rows, seg_started, final)
-            manifest["output"].update(summaries(plan.stages[: index + 1], Written(spark, out.path,
-                                                                                 *read_written(spark, paths))))
+            manifest["output"].update(summaries(plan.stages[: index + 1], spark, out.path, paths, summed))
             if end.kind == "write":
                 from ..report.html import report_beside
 
@@ -221,27 +228,24 @@ def _arrow_steps(ctx: StageContext, tail: list[PlannedStage], columns: list[str]
     return steps
 
 
-class _Observed:
-    """What `arrow_write` counted, read like Spark's Observation of `_observed`."""
-
-    def __init__(self, written: dict, labels: list[str]):
-        got: dict = {"kept_chars": (written.get(None) or [0, None, None])[1]}
-        tokens = any(v[2] is not None for v in written.values())
+def _arrow_volume(written: dict, labels: list[str]) -> dict:
+    """What `arrow_write` counted per `removed_by` value, as `_observed` sums it."""
+    got: dict = {"kept_chars": (written.get(None) or [0, None, None])[1]}
+    tokens = any(v[2] is not None for v in written.values())
+    if tokens:
+        got["kept_tokens"] = (written.get(None) or [0, None, None])[2]
+    for i, label in enumerate(labels):
+        mine = [v for k, v in written.items() if k is not None and k.startswith(f"{label}:")]
+        got[f"c{i}"] = sum(v[1] or 0 for v in mine) if mine else None
         if tokens:
-            got["kept_tokens"] = (written.get(None) or [0, None, None])[2]
-        for i, label in enumerate(labels):
-            mine = [v for k, v in written.items() if k is not None and k.startswith(f"{label}:")]
-            got[f"c{i}"] = sum(v[1] or 0 for v in mine) if mine else None
-            if tokens:
-                got[f"t{i}"] = sum(v[2] or 0 for v in mine) if mine else None
-        self.get = got
+            got[f"t{i}"] = sum(v[2] or 0 for v in mine) if mine else None
+    return got
 
 
-def _volume(observation, labels: list[str]) -> dict:
+def _volume(got: dict | None, labels: list[str]) -> dict:
     """The observed sums as {kept_chars, removed_chars: {stage: n}, kept_tokens, removed_tokens}."""
-    if observation is None:
+    if got is None:
         return {}
-    got = observation.get
     out: dict = {"kept_chars": got.get("kept_chars") or 0,
                  "removed_chars": {label: got.get(f"c{i}") for i, label in enumerate(labels)}}
     if "kept_tokens" in got:
@@ -302,14 +306,24 @@ def check_every_row_once(stages: list[dict], counts: dict) -> None:
         raise AssertionError(f"the output holds {written} rows (kept and removed), the read stage gave {seen}")
 
 
-def summaries(stages: list[PlannedStage], written: Written) -> dict:
-    """What each kind of stage of the plan summarises of the written output (once per stage kind)."""
+def summaries(stages: list[PlannedStage], spark: SparkSession, folder: str, paths: OutputPaths,
+              summed: dict | None = None) -> dict:
+    """What each kind of stage of the plan summarises of the written output (once per stage kind): merged
+    from what the Arrow writer's tasks folded (``summed``: stage name -> their accumulators) where they did,
+    else read back from the output."""
     out: dict = {}
     seen: set[str] = set()
+    written = None
     for st in stages:
-        if st.spec.summarize is not None and st.name not in seen:
-            seen.add(st.name)
-            out.update(st.spec.summarize(written))
+        if st.spec.summarize is None or st.name in seen:
+            continue
+        seen.add(st.name)
+        if summed and st.name in summed:
+            out.update(st.spec.summary_arrow.merge(summed[st.name], spark, folder))
+            continue
+        if written is None:
+            written = Written(spark, folder, *read_written(spark, paths))
+        out.update(st.spec.summarize(written))
     return out
 
 

@@ -133,6 +133,8 @@ class StageSpec:
     # (ctx, params, columns) -> an ArrowStep doing the stage's work on the write task's Arrow batches, or None
     # when these params need Spark; see `arrow_form`
     arrow: Callable[[StageContext, Any, list[str]], ArrowStep | None] | None = None
+    # `summarize` computed by the Arrow writer's tasks on the rows they write; see `arrow_summary`
+    summary_arrow: ArrowSummary | None = None
 
     def columns(self, which: Literal["requires", "adds", "audit"], params: Any) -> list[str]:
         value = getattr(self, which)
@@ -184,6 +186,22 @@ class ArrowStep:
 
     fields: list[Any]
     fn: Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ArrowSummary:
+    """A stage's `summarize` from the rows as the Arrow writer's tasks write them, instead of read back:
+    ``add(acc, table, kept)`` folds one written pyarrow table (kept rows, or removed ones as written:
+    without their payload unless keep_removed) into a JSON-able accumulator (None at first);
+    ``merge(accs, spark, folder)`` turns every task's accumulator into what `summarize` gives."""
+
+    add: Callable[[Any, Any, bool], Any]
+    merge: Callable[[list, SparkSession, str], dict]
+
+
+def arrow_summary(name: str, add: Callable[[Any, Any, bool], Any], merge: Callable[[list, SparkSession, str], dict]):
+    """Give the registered stage ``name`` an Arrow form of its `summarize` (tests compare the two)."""
+    REGISTRY[name] = replace(REGISTRY[name], summary_arrow=ArrowSummary(add, merge))
 
 
 def arrow_form(name: str):

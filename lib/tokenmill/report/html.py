@@ -260,11 +260,11 @@ def dedup(manifest: dict, kept, removed) -> str:
 
 
 def _largest_clusters(kept, removed, n: int = 3) -> list[tuple[str, list[str]]]:
-    a, b = _columns(kept, ["dup_cluster", "dup_cluster_size", "text"]), _columns(removed, ["dup_cluster", "dup_cluster_size", "text"])
+    names = ["dup_cluster", "dup_cluster_size", "text"]
     rows = []
-    for t in (a, b):
-        if t is not None and {"dup_cluster", "dup_cluster_size", "text"} <= set(t.column_names):
-            rows += [r for r in t.to_pylist() if r["dup_cluster"] and r["text"]]
+    for dataset in (kept, removed):
+        if dataset is not None and set(names) <= set(dataset.schema.names):  # no text read without clusters
+            rows += [r for r in _columns(dataset, names).to_pylist() if r["dup_cluster"] and r["text"]]
     by: dict[str, list[str]] = {}
     size: dict[str, int] = {}
     for r in rows:

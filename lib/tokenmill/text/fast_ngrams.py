@@ -179,6 +179,14 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
+def string_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash of each string (a null as the empty string): many strings compared as numbers."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    data, offsets = _buffers(arr)
+    return _hash_spans(data, offsets)
+
+
 _MEMO: dict[str, int] = {}
 
 
