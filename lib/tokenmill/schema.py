@@ -88,6 +88,14 @@ def stable_id(source: str, key: str) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def numbered_ids(source: str, prefix: str, numbers) -> list[str]:
+    """`stable_id(source, f"{prefix}{n}")` for each number n, without building each key as a string (the ids
+    of a file's lines: prefix `relpath:`)."""
+    head = source.encode("utf-8") + b"\x00" + prefix.encode("utf-8", "surrogatepass")
+    sha256 = hashlib.sha256
+    return [sha256(head + b"%d" % n).hexdigest()[:32] for n in numbers]
+
+
 def spark_stable_id(source_col, key_col):
     """`stable_id` as a Spark column expression (JVM-side, no Python)."""
     from pyspark.sql import functions as F

@@ -21,7 +21,10 @@ def _records(layout: str) -> list[dict]:
             turns.insert(0, {k_role: " System ", k_text: "be brief"})
         if i % 11 == 5:
             turns.append({k_role: "narrator", k_text: ""})  # unknown role, empty content: kept, reported later
-        out.append({"id": f"r{i}", "flag": i % 2 == 0, "score": i / 4, field: turns, "nested": {"a": 1}})
+        # scalars go to meta as str() gives them: bools, negative ints, floats (1e-05), nulls (left out) and
+        # strings over META_MAX_CHARS (left out)
+        out.append({"id": f"r{i}", "flag": i % 2 == 0, "score": i / 4 if i % 9 else 1e-05, field: turns,
+                    "nested": {"a": 1}, "n": -i * 1000, "maybe": None if i % 3 else "v", "note": "é" * (190 + i % 20)})
     return out
 
 
@@ -36,8 +39,9 @@ def test_fast_path_equals_per_record_path(layout):
     assert batch is not None
     got = batch.to_pylist()
     want = [mapper.row(r, f"x.jsonl:{n}", "/data/x.jsonl", f"line {n}") for (n, _), r in zip(lines, records, strict=True)]
+    assert {k for w in want for k in w["meta"]} == {"id", "flag", "score", "n", "maybe", "note", "file", "where"}
     for g, w in zip(got, want, strict=True):
-        assert dict(g.pop("meta")) == w.pop("meta")
+        assert g.pop("meta") == list(w.pop("meta").items())
         assert g == w
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ..schema import stable_id
+from ..schema import numbered_ids
 from .formats import ARROW_MESSAGE, ROLE_ALIASES, arrow_schema
 
 # Lines parsed as one Arrow batch: up to this many, or this many bytes of JSON. Measured on the instruct bench
@@ -92,23 +92,43 @@ class FastMapper:
         n = len(lines)
         texts = _joined_nonempty(contents, np.asarray(pc.list_parent_indices(convs)), n)
         source = self.mapper.source
-        ids, metas = [], []
-        scalar_values = {k: table.column(k).to_pylist() for k in self.scalars}
-        for i, (lineno, _) in enumerate(lines):
-            ids.append(stable_id(source, f"{relpath}:{lineno}"))
-            meta = []
-            for k, values in scalar_values.items():
-                v = values[i]
-                if v is not None:
-                    s = str(v)
-                    if len(s) <= self.max_meta:
-                        meta.append((k, s))
-            meta += [("file", path), ("where", f"line {lineno}")]
-            metas.append(meta)
+        linenos = np.fromiter((lineno for lineno, _ in lines), np.int64, n)
+        ids = numbered_ids(source, f"{relpath}:", linenos.tolist())
         nulls = pa.nulls(n, pa.string())
         return pa.RecordBatch.from_arrays(
             [pa.array(ids, pa.string()), texts, pa.array([source] * n, pa.string()), nulls,
-             pa.array(metas, self.out_schema.field("meta").type), nulls, messages], schema=self.out_schema)
+             self._meta(table, path, linenos), nulls, messages], schema=self.out_schema)
+
+    def _meta(self, table: pa.Table, path: str, linenos: np.ndarray) -> pa.MapArray:
+        """Per row: each other scalar field as `str()` gives it (not null, up to `max_meta` characters), then
+        `file` and `where` (line N), built column by column."""
+        n = len(linenos)
+        keys = list(self.scalars) + ["file", "where"]
+        values, keep = [], []
+        for k, typ in self.scalars.items():
+            col = table.column(k).combine_chunks()
+            if typ == pa.string() or pa.types.is_integer(typ):
+                text = col.cast(pa.string())
+            elif typ == pa.bool_():
+                text = pc.if_else(col, "True", "False")
+            else:  # floats: Python's repr (1.0, 1e-05), which Arrow's cast does not give
+                text = pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
+            values.append(text)
+            keep.append(_true(pc.less_equal(pc.utf8_length(text), self.max_meta)))
+        values.append(pa.array([path], pa.string()).take(pa.array(np.zeros(n, np.int64))))
+        values.append(pc.binary_join_element_wise("line ", pa.array(linenos).cast(pa.string()), ""))
+        keep += [np.ones(n, dtype=bool), np.ones(n, dtype=bool)]
+        mask = np.stack(keep, axis=1)  # row-major: row i's entries in key order
+        rows, cols = np.nonzero(mask)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(mask.sum(axis=1), out=offsets[1:])
+        items = pa.concat_arrays(values).take(pa.array(cols * n + rows))
+        return pa.MapArray.from_arrays(pa.array(offsets), pa.array(keys, pa.string()).take(pa.array(cols)), items,
+                                       type=self.out_schema.field("meta").type)
+
+
+def _true(arr: pa.Array) -> np.ndarray:
+    return np.asarray(arr.fill_null(False), dtype=bool)
 
 
 def _joined_nonempty(contents: pa.Array, parents: np.ndarray, n: int) -> pa.Array:

@@ -25,6 +25,7 @@ from ..io.outputs import OutputLock, check_destination, protected_reason, remove
 from ..io.sources import one_listing
 from ..io.writer import OutputPaths, check_unique_ids, read_written, write_split
 from ..schema import N_TOKENS, REMOVED_BY, TEXT
+from ..warmup import warm_workers
 from .commit import StagedOutput, read_manifest
 from .manifest import add_volume, check_balance, stage_table, versions
 from .plan import Plan, PlannedStage, digest
@@ -60,6 +61,8 @@ def run(spark: SparkSession, plan: Plan, force: bool = False) -> RunResult:
     reason = protected_reason(cfg.work, plan.input_paths())
     if reason:
         raise OutputError(f"work_dir {cfg.work}: refusing to write there: {reason}")
+    # the Python workers start (and import the stages' modules) while the driver plans
+    warm_workers(spark, [st.spec.run.__module__ for st in plan.stages] + ["tokenmill.io.arrow_write"])
     with OutputLock(spark, cfg.output), one_listing(plan.listings):  # the read spreads the plan's listing
         remove_stale_temps(spark, cfg.work)
         use_work_dir(spark, cfg.work)  # reliable mid-stage checkpoints (on a cluster) go to the work folder
