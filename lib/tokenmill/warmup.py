@@ -33,15 +33,9 @@ def warm_workers(spark: SparkSession, modules: Iterable[str]) -> threading.Threa
     cores = max(1, sc.defaultParallelism)
 
     def warm(batches):
-        import importlib
-        import sys
+        from tokenmill.warmup import import_and_warm
 
-        for name in names:
-            importlib.import_module(name)
-        for name, module in list(sys.modules.items()):
-            hook = getattr(module, "warm_worker", None) if name.startswith("tokenmill.") else None
-            if callable(hook):
-                hook()
+        import_and_warm(names)
         yield from batches
 
     def job() -> None:
@@ -54,3 +48,17 @@ def warm_workers(spark: SparkSession, modules: Iterable[str]) -> threading.Threa
     thread = threading.Thread(target=job, name="tokenmill-warm-workers", daemon=True)
     thread.start()
     return thread
+
+
+def import_and_warm(names: list[str]) -> None:
+    """Import ``names``, then call `warm_worker()` of every tokenmill module imported (what a warm-up task
+    does in its Python worker)."""
+    import importlib
+    import sys
+
+    for name in names:
+        importlib.import_module(name)
+    for name, module in list(sys.modules.items()):
+        hook = getattr(module, "warm_worker", None) if name.startswith("tokenmill.") else None
+        if callable(hook):
+            hook()
