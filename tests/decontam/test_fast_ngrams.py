@@ -9,8 +9,14 @@ import numpy as np
 import pyarrow as pa
 
 from tokenmill.decontam.index import unlabel
-from tokenmill.text.fast_ngrams import KeySet, hash_tokens, ngram_lookup, token_hashes
-from tokenmill.text.ngrams import ngram_hashes, tokens
+from tokenmill.text.fast_ngrams import (
+    KeySet,
+    hash_tokens,
+    ngram_lookup,
+    token_hashes,
+    token_offsets,
+)
+from tokenmill.text.ngrams import ngram_hashes, token_spans, tokens
 
 HARD = ["A. one B) two (C) three [D] x E: y", "(A)", "A.", " J]", "K.", "a.", "x(A)", "(A).", "((A)",
         "Ｆｕｌｌ width ÉCOLE", "İstanbul ½ straße", "tab\tsep\x1cfile\x1fsep", "snake_case 3.5 km", "D:\nE)"]
@@ -35,6 +41,18 @@ def test_compiled_tokens_equal_python_tokens():
     assert np.array_equal(part, flat[off[100]:off[150]])
     large, _ = token_hashes(arr.cast(pa.large_string()), unlabel)
     assert np.array_equal(large, flat)
+
+
+def test_compiled_token_offsets_equal_python_token_spans():
+    """The offsets an excerpt is cut by: those of `token_spans(unlabel(text))` for ASCII text, None for other."""
+    rng = random.Random(1)
+    alpha = list("aAbBjJkK_09 \t\n\x0b\x0c\r\x1c\x1f.():[]{}-,;'\"")
+    texts = ["".join(rng.choice(alpha) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts += [t for t in HARD if t.isascii()] + [""]
+    for text in texts:
+        _, starts, ends = token_spans(unlabel(text))
+        assert token_offsets(text) == (starts, ends), repr(text)
+    assert token_offsets("naïve café") is None
 
 
 def test_ngram_lookup_finds_exactly_the_indexed_ngrams():

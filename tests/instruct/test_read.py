@@ -158,3 +158,49 @@ def test_shipped_instruct_config_plans():
     assert [s.label for s in plan.stages] == [
         "read", "instruct_filter", "prompt_text", "exact_prompts", "near_prompts", "all_text", "decontaminate",
         "instruct_format", "instruct_split", "write"]
+
+
+def test_blocks_of_lines_read_what_line_by_line_reading_reads(spark, tmp_path, monkeypatch):
+    """The fast path takes plain JSONL in blocks of whole lines: blank and whitespace-only lines skipped,
+    CRLF endings, a line over max_doc_bytes and a block holding a broken line (per-record path), the last
+    line without a newline; whole-file and byte-range reads equal the per-record read."""
+    import json as _json
+
+    from tokenmill.instruct.fastmap import FastMapper
+
+    lines = []
+    for i in range(60):
+        conv = {"id": f"c{i}", "conversations": [{"from": "human", "value": f"question {i} " + "é" * (i % 4)},
+                                                 {"from": "gpt", "value": f"answer {i}."}]}
+        line = _json.dumps(conv, ensure_ascii=False)
+        if i == 7:
+            line = "   "  # whitespace only
+        elif i == 8:
+            line = ""  # blank
+        elif i == 20:
+            line = line.replace("answer", "answer " + "x" * 900)  # over max_doc_bytes
+        elif i == 33:
+            line = '{"id": "c33", "conversations": [{"from": "human", "value": broken'
+        lines.append(line + ("\r\n" if i % 5 == 0 else "\n"))
+    lines[-1] = lines[-1].rstrip("\r\n")  # no newline at the end
+    path = tmp_path / "convs.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+
+    def read(split_bytes=None):
+        src = source("convs", "sft", path=str(path), layout="sharegpt")
+        src.max_doc_bytes = 600
+        if split_bytes:
+            src.split_bytes = split_bytes
+        got = rows(spark, src, tmp_path)
+        return sorted(got, key=lambda r: r["id"])
+
+    blocks = read()
+    assert len(blocks) == 58  # 60 lines, less the two blank ones
+    where = {r["meta"]["where"]: r["removed_by"] for r in blocks}
+    assert "line 8" not in where and "line 9" not in where and where["line 34"] == "read:bad_json"
+    assert where["line 21"] is not None and where["line 60"] is None
+    # in ranges of 700 bytes, only the block holding the broken line goes record by record
+    assert read(split_bytes=700) == blocks
+    with monkeypatch.context() as m:  # record by record (decided on the driver)
+        m.setattr(FastMapper, "applies", staticmethod(lambda *a: False))
+        assert read() == blocks

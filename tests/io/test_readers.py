@@ -219,11 +219,16 @@ def test_skips_are_logged_first_five_per_reason_then_summarised(tmp_path, caplog
     assert sum(m.startswith("skip missing_field:") for m in messages) == 2
 
 
-def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(spark, tmp_path):
+@pytest.mark.parametrize("block", [8 << 20, 50])
+def test_jsonl_byte_ranges_give_the_same_rows_as_one_read(spark, tmp_path, monkeypatch, block):
     """A big plain JSONL file is read by several tasks, one byte range each: every line exactly once, with
     the line numbers (and so the ids) of a whole-file read, wherever the ranges cut (mid-line, on a newline,
     in a blank line, at the end without a newline); the same with the line index (each range's newlines
-    counted by its own task, or thread in local mode) instead of each range reading the file from the top."""
+    counted by its own task, or thread in local mode) instead of each range reading the file from the top;
+    the same when the reads come in blocks smaller than a line."""
+    import tokenmill.io.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "RANGE_CHUNK", block)
     from dataclasses import replace
 
     from tokenmill.io.fetch import RetryPolicy

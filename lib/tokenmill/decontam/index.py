@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..text.arrays import expand_ranges
-from ..text.fast_ngrams import KeySet, hash_tokens, ngram_lookup, token_hashes
+from ..text.fast_ngrams import KeySet, hash_tokens, ngram_lookup, token_hashes, token_offsets
 from ..text.ngrams import ngram_hashes, token_spans, tokens
 from .benchmarks import BenchmarkSpec, Item
 
@@ -321,7 +321,7 @@ def find_rephrased(texts: list[str | None] | pa.Array, index: Index, exclude: di
                 continue
             count, a, b = best
             text = arr[doc].as_py() or ""
-            _, starts, ends = token_spans(unlabel(text))
+            starts, ends = _token_offsets(text)
             length = int(mi.lengths[item])
             window = (starts[max(0, a - length)], ends[min(len(ends) - 1, b + mi.n - 1 + length)])
             if mi.nums[item] <= numbers(text[window[0]:window[1]]):
@@ -332,6 +332,16 @@ def find_rephrased(texts: list[str | None] | pa.Array, index: Index, exclude: di
                         lo, hi = min(lo, m.start()), max(hi, m.end())
                 found.setdefault(doc, {})[item] = (count, (lo, hi))
     return found
+
+
+def _token_offsets(text: str) -> tuple[list[int], list[int]]:
+    """Start and end character offsets of the tokens of ``text`` with its choice labels blanked (compiled
+    for ASCII text)."""
+    fast = token_offsets(text)
+    if fast is not None:
+        return fast
+    _, starts, ends = token_spans(unlabel(text))
+    return starts, ends
 
 
 def _densest(pos: np.ndarray, keys: np.ndarray, width: int) -> tuple[int, int, int] | None:
@@ -412,7 +422,7 @@ def decide(texts: list[str | None] | pa.Array, index: Index, action: str, margin
     out: list[Decision | None] = [None] * len(texts)
     for doc in sorted(set(by_item) | set(rephrased)):
         text = texts[doc].as_py() or ""
-        _, starts, ends = token_spans(unlabel(text))
+        starts, ends = _token_offsets(text)
         entries = []
         for item, hs in sorted(by_item.get(doc, {}).items()):
             a, b = spans(hs, starts, ends)[0]  # the first quoted passage, whole

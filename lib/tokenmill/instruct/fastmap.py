@@ -63,14 +63,20 @@ class FastMapper:
 
     def batch(self, lines: list[tuple[int, bytes]], path: str, relpath: str) -> pa.RecordBatch | None:
         """Canonical rows of the lines (line number, raw bytes), or None when Arrow cannot map them all."""
+        return self.batch_bytes(b"\n".join(raw.rstrip(b"\r\n") for _, raw in lines),
+                                np.fromiter((lineno for lineno, _ in lines), np.int64, len(lines)), path, relpath)
+
+    def batch_bytes(self, data: bytes, linenos: np.ndarray, path: str, relpath: str) -> pa.RecordBatch | None:
+        """Canonical rows of newline-delimited JSON lines (no blank ones) numbered ``linenos``, or None when
+        Arrow cannot map them all."""
         try:
-            table = pj.read_json(io.BytesIO(b"\n".join(raw.rstrip(b"\r\n") for _, raw in lines)),
+            table = pj.read_json(io.BytesIO(data),
                                  read_options=pj.ReadOptions(use_threads=False, block_size=1 << 30),
                                  parse_options=pj.ParseOptions(explicit_schema=self.schema,
                                                                unexpected_field_behavior="ignore"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
-        if table.num_rows != len(lines):
+        if table.num_rows != len(linenos):
             return None
         convs = table.column(self.field).combine_chunks()
         if convs.null_count:
@@ -89,10 +95,9 @@ class FastMapper:
             offsets = pc.subtract(offsets, offsets[0])
         messages = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays([role, contents],
                                                                                  fields=list(ARROW_MESSAGE)))
-        n = len(lines)
+        n = len(linenos)
         texts = _joined_nonempty(contents, np.asarray(pc.list_parent_indices(convs)), n)
         source = self.mapper.source
-        linenos = np.fromiter((lineno for lineno, _ in lines), np.int64, n)
         ids = numbered_ids(source, f"{relpath}:", linenos.tolist())
         nulls = pa.nulls(n, pa.string())
         return pa.RecordBatch.from_arrays(
@@ -125,6 +130,25 @@ class FastMapper:
         items = pa.concat_arrays(values).take(pa.array(cols * n + rows))
         return pa.MapArray.from_arrays(pa.array(offsets), pa.array(keys, pa.string()).take(pa.array(cols)), items,
                                        type=self.out_schema.field("meta").type)
+
+
+# what bytes.strip() strips: a line of these only is blank
+_BLANK_BYTES = np.zeros(256, dtype=bool)
+_BLANK_BYTES[list(b" \t\n\r\x0b\x0c")] = True
+
+
+def line_spans(block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end) of each line of a block of whole lines (the end past its newline) and which lines are
+    blank; only lines starting with a blank byte are looked at whole (JSON lines start with `{`)."""
+    buf = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    if len(buf) and buf[-1] != 10:  # the file's last line, without a newline
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    blank = np.zeros(len(starts), dtype=bool)
+    for i in np.flatnonzero(_BLANK_BYTES[buf[starts]]).tolist():
+        blank[i] = not block[starts[i]:ends[i]].strip()
+    return starts, ends, blank
 
 
 def _true(arr: pa.Array) -> np.ndarray:

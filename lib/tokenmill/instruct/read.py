@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -21,7 +22,7 @@ from pyspark.sql import types as T
 
 from ..errors import ConfigError, InputError
 from ..io.fields import InstructMap
-from ..io.jsonl import JsonlOptions, json_lines, json_records, source_records
+from ..io.jsonl import JsonlOptions, json_lines, json_records, line_blocks, source_records
 from ..io.paths import common_root
 from ..io.records import Row, logged_skips, skip_row, to_batches
 from ..io.sources import INSTRUCT_READERS, ParquetSource, list_files, split_lines, stream_frame
@@ -166,7 +167,7 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                              storage_options=src.storage_options, container=src.container, records_key=src.records_key,
                              explode=src.explode, retry=src.retry, lines_before=lines)
 
-        from .fastmap import CHUNK_BYTES, CHUNK_LINES, FastMapper
+        from .fastmap import CHUNK_BYTES, CHUNK_LINES, FastMapper, line_spans
 
         fast = FastMapper(mapper, sample) if FastMapper.applies(mapper, sample) else None
 
@@ -185,6 +186,24 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
             else:
                 yield batch
 
+        def fast_block(first: int, block: bytes, path: str, relpath: str) -> Iterator[Row | pa.RecordBatch]:
+            """A block of whole lines through the fast mapper (no per-line Python): blank lines dropped,
+            lines over max_doc_bytes, and blocks Arrow cannot map whole, through the per-record path."""
+            starts, ends, blank = line_spans(block)
+            long = ~blank & (ends - starts > jopts.max_doc_bytes)
+            for i in np.flatnonzero(long).tolist():
+                yield from slow([(first + i, block[starts[i]:ends[i]])], path, relpath)
+            keep = np.flatnonzero(~blank & ~long)
+            if not len(keep):
+                return
+            data = block if len(keep) == len(starts) else b"".join(
+                block[a:b] for a, b in zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+            batch = fast.batch_bytes(data, first + keep, path, relpath)
+            if batch is None:
+                yield from slow([(first + i, block[starts[i]:ends[i]]) for i in keep.tolist()], path, relpath)
+            else:
+                yield batch
+
         def read_one(path: str, relpath: str, size: int, start: int, end: int) -> Iterator[Row | pa.RecordBatch]:
             if jopts.container != "lines":  # a whole-file container: records one by one
                 for item in source_records(path, relpath, size, jopts, start, end):
@@ -193,6 +212,11 @@ def read_instruct(spark: SparkSession, src, where: str, work_dir: str, opens=Non
                     else:
                         n, record = item
                         yield mapper.row(record, f"{relpath}:{n}", path, f"{jopts.unit} {n}")
+                return
+            blocks = line_blocks(path, size, jopts, start, end) if fast is not None else None
+            if blocks is not None:  # a plain file: whole blocks of lines
+                for first, block in blocks:
+                    yield from fast_block(first, block, path, relpath)
                 return
             lines = json_lines(path, relpath, size, jopts, start, end)
             if fast is None:

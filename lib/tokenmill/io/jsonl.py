@@ -117,9 +117,11 @@ def _exploded(records: list, key: str) -> Iterator:
 RANGE_CHUNK = 8 << 20
 
 
-def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """Lines of a plain file that start in [start, end); line numbers count the newlines before ``start``
-    (a sequential read of the prefix, at disk speed), so ids and messages match an unsplit read."""
+def _range_blocks(path: str, opts: JsonlOptions, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of a plain file that start in [start, end), in blocks of whole lines (each ends in a newline
+    but the file's last may not): (number of the block's first line, bytes). Line numbers count the
+    newlines before ``start`` (from the line index, or a sequential read of the prefix), so ids and messages
+    match an unsplit read."""
     with open_input(path, opts.storage_options, opts.retry) as handle:
         lineno = opts.lines_before.get((path, start), 0)
         pos = start if (path, start) in opts.lines_before else 0
@@ -141,20 +143,51 @@ def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterato
                 pos = start
         handle.seek(pos)
         carry = b""  # the line in progress at the end of the last block
-        while pos < end:  # whole blocks split into lines: a `readline` call per line costs more than the split
+        while pos < end:
             block = handle.read(RANGE_CHUNK)
             if not block:
                 if carry:  # the last line, without a newline
                     yield lineno + 1, carry
                 return
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            for line in lines:
-                if pos >= end:
-                    return
-                lineno += 1
-                pos += len(line) + 1
-                yield lineno, line + b"\n"
+            data = carry + block
+            cut = data.rfind(b"\n") + 1  # the whole lines end here
+            if cut == 0:
+                carry = data
+                continue
+            whole, carry = data[:cut], data[cut:]
+            if pos + cut > end:  # the range ends inside: up to the line holding its last byte
+                whole = whole[:whole.find(b"\n", end - pos - 1) + 1]
+                yield lineno + 1, whole
+                return
+            yield lineno + 1, whole
+            lineno += whole.count(b"\n")
+            pos += cut
+
+
+def _range_lines(path: str, opts: JsonlOptions, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """`_range_blocks` line by line: (line number, the line with its newline)."""
+    for first, block in _range_blocks(path, opts, start, end):
+        lines = block.split(b"\n")
+        last = lines.pop()  # b"" after a final newline, else the file's last line without one
+        for i, line in enumerate(lines):
+            yield first + i, line + b"\n"
+        if last:
+            yield first + len(lines), last
+
+
+def line_blocks(path: str, size: int, opts: JsonlOptions, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[int, bytes] | Row] | None:
+    """`json_lines` in blocks of whole lines, (first line number, bytes), where the file is plain (not
+    compressed); None for the others, which only `json_lines` reads."""
+    import fsspec
+
+    end = size if end is None else end
+    if size == 0 or fsspec.utils.infer_compression(path) is not None:
+        return None
+    with open_input(path, opts.storage_options, opts.retry) as raw:
+        if raw.read(3) == GZIP_MAGIC:
+            return None
+    return _range_blocks(path, opts, start, end)
 
 
 def _newlines(path: str, start: int, end: int, storage_options: dict, retry: RetryPolicy) -> int:
