@@ -23,29 +23,6 @@ def spark():
     session.stop()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _python_workers_per_test_file():
-    """After each test file, stop the idle Python workers of this process's Spark session. Spark keeps every
-    worker it started and hands tasks to them in turn, so once a pipeline needed many at a time (one per
-    Python stage per task: 25 after the quality tests) all of them stay, each loading the models later tests
-    use (torch with transformers): the suite reached 21 GB of a 24 GB machine and was OOM-killed. Spark
-    checks a worker is alive before it reuses one and starts new ones as needed."""
-    yield
-    import threading
-
-    import psutil
-
-    for thread in threading.enumerate():
-        if thread.name == "tokenmill-warm-workers":  # a warm-up job still running: let it finish
-            thread.join(60)
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if "pyspark.daemon" in " ".join(proc.cmdline()) and "pyspark.daemon" in " ".join(proc.parent().cmdline()):
-                proc.kill()
-        except psutil.Error:
-            pass
-
-
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     from tokenmill.sample.generate import write_sample
