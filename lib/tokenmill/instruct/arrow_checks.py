@@ -18,11 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks import BLANK_CHARS, MOJIBAKE, TRUNCATED_END, TRUNCATED_MIN_WORDS
+from .checks import BLANK_CHARS, MOJIBAKE, NAMES, TRUNCATED_END, TRUNCATED_MIN_WORDS
 from .formats import ROLES
 
-SFT_CHECKS = ("empty_turn", "assistant_first", "same_role_twice", "no_assistant", "unknown_role",
-              "system_not_first", "truncated_response", "mojibake")
+SFT_CHECKS = NAMES["sft"]
 # Java's \s (the bytes of " \t\n\x0b\f\r"), which Spark's split(text, '\\s+') splits on
 _SPACE_BYTES = np.zeros(256, dtype=bool)
 _SPACE_BYTES[[ord(c) for c in " \t\n\x0b\f\r"]] = True
@@ -33,7 +32,8 @@ def _rows_any(turn_flags: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray
     return np.bincount(parents[turn_flags], minlength=n) > 0
 
 
-def _bools(arr: pa.Array) -> np.ndarray:
+def bools(arr: pa.Array) -> np.ndarray:
+    """A boolean array as numpy, null as False."""
     return np.asarray(arr.fill_null(False), dtype=bool)
 
 
@@ -59,7 +59,7 @@ def _blank(content: pa.Array, data: np.ndarray, starts: np.ndarray, sizes: np.nd
     maybe = maybe[_BLANK_LEADS[data[starts[maybe]]]] if len(data) else maybe[:0]
     if len(maybe):
         trimmed = pc.utf8_trim(content.take(pa.array(maybe)), characters=BLANK_CHARS)
-        out[maybe] = _bools(pc.equal(pc.binary_length(trimmed), 0))
+        out[maybe] = bools(pc.equal(pc.binary_length(trimmed), 0))
     return out
 
 
@@ -84,7 +84,7 @@ def _finish_length(meta: pa.Array | None, n: int) -> np.ndarray:
     offsets = np.asarray(meta.offsets, dtype=np.int64)
     start, stop = offsets[0], offsets[-1]
     keys, items = meta.keys.slice(start, stop - start), meta.items.slice(start, stop - start)
-    hit = _bools(pc.and_(pc.equal(keys, "finish_reason"), pc.equal(items, "length")))
+    hit = bools(pc.and_(pc.equal(keys, "finish_reason"), pc.equal(items, "length")))
     parents = np.repeat(np.arange(n), np.diff(offsets))
     return _rows_any(hit & np.asarray(meta.is_valid(), dtype=bool)[parents], parents, n)
 
@@ -93,7 +93,7 @@ def _truncated(text: pa.Array) -> np.ndarray:
     """checks._truncated's `stopped` on each final reply (null: False); words are counted only where the
     reply ends open, as Spark's `when` does (a regex count over every reply was most of the checks' time)."""
     trimmed = pc.utf8_trim(text, characters=BLANK_CHARS)
-    out = _bools(pc.match_substring_regex(pc.utf8_slice_codeunits(trimmed, -1), TRUNCATED_END.replace("(?U)", "")))
+    out = bools(pc.match_substring_regex(pc.utf8_slice_codeunits(trimmed, -1), TRUNCATED_END.replace("(?U)", "")))
     rows = np.flatnonzero(out)
     if len(rows):
         out[rows] = _space_runs(trimmed.take(pa.array(rows))) + 1 >= TRUNCATED_MIN_WORDS
@@ -127,8 +127,8 @@ def sft_problems(messages: pa.Array, meta: pa.Array | None = None) -> dict[str, 
     role, content = turns.field("role"), turns.field("content")
     position = np.arange(len(turns)) - np.repeat(offsets[:-1] - offsets[0], lengths)
     role_known = np.asarray(role.is_valid(), dtype=bool)
-    is_system = live & _bools(pc.equal(role, "system"))
-    is_assistant = live & _bools(pc.equal(role, "assistant"))
+    is_system = live & bools(pc.equal(role, "system"))
+    is_assistant = live & bools(pc.equal(role, "assistant"))
 
     data, starts, sizes = _bytes(content)
     blank = live & (~np.asarray(content.is_valid(), dtype=bool) | _blank(content, data, starts, sizes))
@@ -166,7 +166,7 @@ def sft_problems(messages: pa.Array, meta: pa.Array | None = None) -> dict[str, 
     moji = np.zeros(len(turns), dtype=bool)
     if lead.any():
         where = np.flatnonzero(lead)
-        moji[where] = _bools(pc.match_substring_regex(content.take(pa.array(where)), MOJIBAKE))
+        moji[where] = bools(pc.match_substring_regex(content.take(pa.array(where)), MOJIBAKE))
     out["mojibake"] = _rows_any(moji, parents, n)
     return out
 

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from ..schema import numbered_ids
+from .arrow_checks import bools
 from .formats import ARROW_MESSAGE, ROLE_ALIASES, arrow_schema
 
 # Lines parsed as one Arrow batch: up to this many, or this many bytes of JSON. Measured on the instruct bench
@@ -119,7 +120,7 @@ class FastMapper:
             else:  # floats: Python's repr (1.0, 1e-05), which Arrow's cast does not give
                 text = pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
             values.append(text)
-            keep.append(_true(pc.less_equal(pc.utf8_length(text), self.max_meta)))
+            keep.append(bools(pc.less_equal(pc.utf8_length(text), self.max_meta)))
         values.append(pa.array([path], pa.string()).take(pa.array(np.zeros(n, np.int64))))
         values.append(pc.binary_join_element_wise("line ", pa.array(linenos).cast(pa.string()), ""))
         keep += [np.ones(n, dtype=bool), np.ones(n, dtype=bool)]
@@ -149,10 +150,6 @@ def line_spans(block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for i in np.flatnonzero(_BLANK_BYTES[buf[starts]]).tolist():
         blank[i] = not block[starts[i]:ends[i]].strip()
     return starts, ends, blank
-
-
-def _true(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.fill_null(False), dtype=bool)
 
 
 def _joined_nonempty(contents: pa.Array, parents: np.ndarray, n: int) -> pa.Array:
