@@ -21,8 +21,8 @@ from pyspark.sql.functions import arrow_udf
 from ..checkpoints import materialize
 from ..errors import ConfigError
 from ..io.artifacts import ship_dir, ship_file
-from ..pipeline.stage import Deferred, StageContext, live, mark_removed, register
-from ..schema import ID, LANG, QUALITY_BUCKET, TEXT
+from ..pipeline.stage import Deferred, StageContext, arrow_form, live, mark_removed, register
+from ..schema import ID, LANG, QUALITY_BUCKET, REMOVED_BY, TEXT
 from ..text.hashing import unit_hash
 from .config import ClassifierParams, SelectParams
 from .models import FastTextSpec, TransformersSpec, get_model
@@ -80,11 +80,42 @@ def quality_classifier(ctx: StageContext, df: DataFrame, params: ClassifierParam
     else:
         spec = model_spec(ctx, params)
         out = df.withColumn(params.column, score_column(F.when(cond, F.col(TEXT)), spec, lambda: loads.add(1)))
+    _report(ctx, params, loads)
+    return out
+
+
+@arrow_form("quality_classifier", supports=lambda p, columns: p.kind != "spark")
+def quality_classifier_arrow(ctx: StageContext, params: ClassifierParams, columns: list[str]):
+    """fastText and transformers scoring inside a fused pass (a Spark PipelineModel runs JVM-side)."""
+    import pyarrow.compute as pc
+    from pyspark.sql import types as T
+
+    from ..pipeline.stage import ArrowStep
+
+    if params.kind == "spark":
+        return None
+    spec = model_spec(ctx, params)
+    loads = ctx.spark.sparkContext.accumulator(0)
+    column, language, only = params.column, params.language, params.only_language
+
+    def fn(cols: dict) -> None:
+        text = cols[TEXT]
+        cond = pc.and_kleene(pc.is_null(cols[REMOVED_BY]), pc.greater(pc.utf8_length(text), 0))
+        if only:
+            cond = pc.and_kleene(cond, pc.equal(cols[LANG], pa.scalar(language)))
+        scored = pc.if_else(pc.fill_null(cond, False), text, pa.scalar(None, pa.string()))
+        model = get_model(spec, lambda: loads.add(1))
+        cols[column] = pa.array(model.score(scored.to_pylist()), pa.float64())
+
+    _report(ctx, params, loads)
+    return ArrowStep([T.StructField(column, T.DoubleType(), True)], fn)
+
+
+def _report(ctx: StageContext, params: ClassifierParams, loads) -> None:
     ctx.report_all({
         "column": params.column, "kind": params.kind, "model": params.model, "language": params.language,
         "only_language": params.only_language,
         "model_loads": Deferred(lambda: loads.value) if params.kind != "spark" else None})
-    return out
 
 
 def combined_score(df: DataFrame, params: SelectParams) -> Column:

@@ -25,10 +25,12 @@ from ..pipeline.stage import (
     arrow_form,
     arrow_summary,
     live,
+    live_arrow,
     mark_removed,
+    mark_removed_arrow,
     register,
 )
-from ..schema import CONTAMINATED_BY, CONTAMINATION, REMOVED_BY, TEXT
+from ..schema import CONTAMINATED_BY, CONTAMINATION, TEXT
 from ..text.fast_ngrams import hash_tokens
 from ..text.ngrams import ngram_hashes, tokens
 from .benchmarks import BenchmarkSpec, load_items, resolve
@@ -139,6 +141,29 @@ def _examples(index: Index, ignored: np.ndarray, specs: list[BenchmarkSpec], par
     return found
 
 
+def _common_pass(ctx: StageContext, df: DataFrame, params: DecontamParams, specs: list[BenchmarkSpec], index: Index,
+                 bc, report: dict) -> tuple[DataFrame, np.ndarray]:
+    """The n-grams in more than `max_docs_per_ngram` documents that are stock phrases (ignored), and ``df``
+    kept for the flag pass. Both passes read `df`: it is kept (on local disk, spilled from the first pass)
+    so the upstream plan (reading, extraction) runs once, not twice."""
+    from pyspark import StorageLevel
+
+    df = df.persist(StorageLevel.DISK_ONLY)
+    ctx.after_commit.append(df.unpersist)
+    ctx.on_abort.append(df.unpersist)
+    common, counts = _common(df, F.when(live(df), F.col(TEXT)), bc, params.max_docs_per_ngram)
+    ignored, per_bench = split_common(index, common, counts, params.viral_share)
+    report["ignored_common_ngrams"] = int(len(ignored))
+    report["common"] = per_bench
+    report["ignored_examples"] = _examples(index, ignored, specs, params) if len(ignored) else []
+    viral = sum(len(b["viral_items"]) for b in per_bench.values())
+    if len(common):
+        log.info("decontaminate: %d n-grams are in more than %d documents: %d ignored as stock phrases, "
+                 "the rest belong to %d viral item(s), flagged", len(common), params.max_docs_per_ngram,
+                 len(ignored), viral)
+    return df, ignored
+
+
 @register("decontaminate", "filter", DecontamParams, requires=[TEXT], adds=[CONTAMINATION, CONTAMINATED_BY],
           audit=[CONTAMINATION, CONTAMINATED_BY], summarize=summarize_contamination, describe=describe_contamination)
 def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> DataFrame:
@@ -152,24 +177,8 @@ def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> D
     bc = ctx.spark.sparkContext.broadcast(index)  # once; executors keep it for the whole application
     ignored = np.zeros(0, np.int64)
     if params.max_docs_per_ngram:
-        # The common-n-gram pass and the flag pass both read `df`: keep it (on local disk, spilled from
-        # the first pass) so the upstream plan (reading, extraction) runs once, not twice.
-        from pyspark import StorageLevel
-
-        df = df.persist(StorageLevel.DISK_ONLY)
-        ctx.after_commit.append(df.unpersist)
-        ctx.on_abort.append(df.unpersist)
+        df, ignored = _common_pass(ctx, df, params, specs, index, bc, report)
         text = F.when(live(df), F.col(TEXT))
-        common, counts = _common(df, text, bc, params.max_docs_per_ngram)
-        ignored, per_bench = split_common(index, common, counts, params.viral_share)
-        report["ignored_common_ngrams"] = int(len(ignored))
-        report["common"] = per_bench
-        report["ignored_examples"] = _examples(index, ignored, specs, params) if len(ignored) else []
-        viral = sum(len(b["viral_items"]) for b in per_bench.values())
-        if len(common):
-            log.info("decontaminate: %d n-grams are in more than %d documents: %d ignored as stock phrases, "
-                     "the rest belong to %d viral item(s), flagged", len(common), params.max_docs_per_ngram,
-                     len(ignored), viral)
     bc_ignored = ctx.spark.sparkContext.broadcast(ignored)  # small: the common n-grams' key indices
     ctx.report_all(report)
     tmp = "__decontam"
@@ -187,39 +196,52 @@ def decontaminate(ctx: StageContext, df: DataFrame, params: DecontamParams) -> D
     return out.drop(tmp)
 
 
-@arrow_form("decontaminate")
-def decontaminate_arrow(ctx: StageContext, params: DecontamParams, columns: list[str]) -> ArrowStep | None:
-    """Flag or remove without the common-phrase pass (max_docs_per_ngram: 0): one pass, no aggregation."""
+@arrow_form("decontaminate", prepares=lambda p: bool(p.max_docs_per_ngram))
+def decontaminate_arrow(ctx: StageContext, params: DecontamParams, columns: list[str]) -> ArrowStep:
+    """Flag, remove or cut inside a fused pass. With `max_docs_per_ngram`, the count of common n-grams is a
+    job of its own over the frame entering the stage (the step's `prepare`, run before the pass)."""
     from pyspark.sql import types as T
 
-    if params.max_docs_per_ngram or params.action == "cut":
-        return None
-    specs, index = load_index(params, f"{ctx.config_path}: stages[{ctx.label}]")
-    ctx.report_all({"n": params.n, "action": params.action, "benchmarks": index.stats,
-                    "max_docs_per_ngram": params.max_docs_per_ngram, "index_ngrams": int(len(index.table.keys))})
+    name = ctx.label
+    specs, index = load_index(params, f"{ctx.config_path}: stages[{name}]")
+    report: dict = {"n": params.n, "action": params.action, "benchmarks": index.stats,
+                    "max_docs_per_ngram": params.max_docs_per_ngram, "index_ngrams": int(len(index.table.keys))}
     bc = ctx.spark.sparkContext.broadcast(index)
-    tag, remove = f"{ctx.label}:contaminated", params.action == "remove"
+    state: dict = {"ignored": ctx.spark.sparkContext.broadcast(np.zeros(0, np.int64))}
+
+    def prepare(df: DataFrame) -> DataFrame:
+        df, ignored = _common_pass(ctx, df, params, specs, index, bc, report)
+        state["ignored"] = ctx.spark.sparkContext.broadcast(ignored)  # small: the common n-grams' key indices
+        ctx.report_all(report)
+        return df
 
     def fn(cols: dict) -> None:
         import pyarrow.compute as pc
 
-        live = pc.is_null(cols[REMOVED_BY])
-        text = pc.if_else(live, cols[TEXT], pa.scalar(None, pa.string()))
-        out = decide(text, bc.value, params.action, params.cut_margin, params.min_fragment_chars, params.max_cuts,
-                     np.zeros(0, np.int64))
+        out = decide(live_arrow(cols, TEXT), bc.value, params.action, params.cut_margin, params.min_fragment_chars,
+                     params.max_cuts, state["ignored"].value)
         entries = [d.entries if d else None for d in out]
         cols[CONTAMINATION] = pa.array(entries, pa.list_(_ENTRY_PA))
         cols[CONTAMINATED_BY] = pa.array(
             [None if e is None else [":".join(v for v in (x["benchmark"], x["item"]) if v is not None) for x in e]
              for e in entries], pa.list_(pa.string()))
-        if remove:
-            found = pa.array([bool(e) for e in entries])
-            cols[REMOVED_BY] = pc.coalesce(cols[REMOVED_BY], pc.if_else(found, pa.scalar(tag), pa.scalar(None, pa.string())))
+        found = pa.array([bool(e) if e is not None else None for e in entries], pa.bool_())
+        if params.action == "remove":
+            mark_removed_arrow(cols, found, name, "contaminated")
+        elif params.action == "cut":
+            verdict = pa.array([d.verdict if d else None for d in out], pa.string())
+            mark_removed_arrow(cols, pc.is_valid(verdict), name, verdict)
+            cut = pa.array([d.text if d else None for d in out], pa.string())
+            keep_cut = pc.fill_null(pc.and_kleene(found, pc.is_null(verdict)), False)
+            cols[TEXT] = pc.if_else(keep_cut, cut, cols[TEXT])
 
+    ctx.report_all(report)
     entry = T.StructType([T.StructField(n, T.IntegerType() if n == "ngrams" else T.StringType(), True)
                           for n in (f.name for f in _ENTRY_PA)])
-    return ArrowStep([T.StructField(CONTAMINATION, T.ArrayType(entry, True), True),
-                      T.StructField(CONTAMINATED_BY, T.ArrayType(T.StringType(), False), True)], fn)
+    fields = [T.StructField(CONTAMINATION, T.ArrayType(entry, True), True),
+              T.StructField(CONTAMINATED_BY, T.ArrayType(T.StringType(), False), True)]
+    # `state` is pickled with the pass's function, after `prepare` has set it
+    return ArrowStep(fields, fn, prepare if params.max_docs_per_ngram else None)
 
 
 arrow_summary("decontaminate", add_to_report, merge_reports)

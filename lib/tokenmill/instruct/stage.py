@@ -335,7 +335,8 @@ def _live(cols: dict):
     return pc.is_null(cols[REMOVED_BY])
 
 
-@arrow_form("instruct_filter")
+@arrow_form("instruct_filter", supports=lambda p, columns: use_of(columns) == "sft" and not (
+    p.min_chars or p.max_chars or p.max_tokens))
 def instruct_filter_arrow(ctx: StageContext, params: InstructFilterParams, columns: list[str]) -> ArrowStep | None:
     """SFT rows, problems only (length limits need Spark)."""
     if use_of(columns) != "sft" or params.min_chars or params.max_chars or params.max_tokens:
@@ -361,7 +362,8 @@ def instruct_filter_arrow(ctx: StageContext, params: InstructFilterParams, colum
     return ArrowStep([], fn)
 
 
-@arrow_form("instruct_format")
+@arrow_form("instruct_format", supports=lambda p, columns: use_of(columns) == "sft" and p.form == "text"
+            and p.template == "chatml")
 def instruct_format_arrow(ctx: StageContext, params: InstructFormatParams, columns: list[str]) -> ArrowStep | None:
     """ChatML into one text column (other templates and forms need the per-row renderer)."""
     from pyspark.sql import types as T

@@ -53,15 +53,6 @@ def _local(path: str) -> str:
     return os.path.normpath(parsed.path if parsed.scheme == "file" else path)
 
 
-def output_schema(df: DataFrame, steps: list) -> T.StructType:
-    """``df``'s schema once the steps have added or replaced their fields (a replaced one keeps its place)."""
-    fields = list(df.schema.fields)
-    for step in steps:
-        new = {f.name: f for f in step.fields}
-        fields = [new.get(f.name, f) for f in fields] + [f for f in step.fields if f.name not in {g.name for g in fields}]
-    return T.StructType(fields)
-
-
 @dataclass
 class ArrowWritten:
     """What `write_arrow` counted while writing."""
@@ -74,15 +65,18 @@ class ArrowWritten:
 
 def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compression: str = "zstd",
                 audit: set[str] | frozenset = frozenset(), in_place: bool = False,
-                summaries: dict | None = None) -> ArrowWritten:
-    """Run ``steps`` (pipeline.stage.ArrowStep) on ``df``'s batches and write the result under ``dest``;
-    the tasks also fold the rows they write into ``summaries`` (stage name -> pipeline.stage.ArrowSummary)
-    and hash every id, which one shuffle of the hashes checks for repeats in the same job."""
+                summaries: dict | None = None, earlier: list[DataFrame] = ()) -> ArrowWritten:
+    """Run ``steps`` (pipeline.passes.LabeledStep) on ``df``'s batches and write the result under ``dest``,
+    with the ``earlier`` frames (rows removed before a checkpoint: no step runs on them); the tasks also
+    fold the rows they write into ``summaries`` (stage name -> pipeline.stage.ArrowSummary) and hash every
+    id, which one shuffle of the hashes checks for repeats in the same job."""
     from pyspark.sql.pandas.types import to_arrow_schema
+
+    from ..pipeline.passes import conformer, output_schema, over_parts, run_steps
 
     spark = df.sparkSession
     dest = qualify(dest)
-    schema = output_schema(df, steps)
+    schema = output_schema(df.schema, steps)
     target = to_arrow_schema(schema)
     names = [f.name for f in schema.fields]
     light = {*IDENTITY, *audit}
@@ -95,92 +89,93 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     forms = list((summaries or {}).items())
     check_ids = ID in names and META in names  # what `check_unique_ids` checks
 
-    # A frame straight from a reader (io.sources.stream_frame): this task reads the files itself.
-    stream = getattr(df, "_tokenmill_stream", None)
-    source = stream[0] if stream is not None else df
-    produce = stream[1] if stream is not None else None
+    def make(produce, conform, steps):
+        def run(batches):
+            import numpy as np
+            import pyarrow as pa
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+            from pyspark import TaskContext
 
-    def run(batches):
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-        from pyspark import TaskContext
+            from ..text.fast_ngrams import string_hashes
 
-        from ..text.fast_ngrams import string_hashes
+            tc = TaskContext.get()
+            stem = f"part-{tc.partitionId():05d}-{tc.taskAttemptId()}"
+            file_schema = pa.schema([f for f in target if f.name != REMOVED_BY])
+            open_: dict = {}  # value -> [writer, path, buffered tables, buffered bytes]
+            stats: dict = {}  # value -> [rows, chars, tokens]
+            per_source: dict = {}  # value -> {source: rows}
+            accs: list = [None] * len(forms)
 
-        tc = TaskContext.get()
-        stem = f"part-{tc.partitionId():05d}-{tc.taskAttemptId()}"
-        file_schema = pa.schema([f for f in target if f.name != REMOVED_BY])
-        open_: dict = {}  # value -> [writer, path, buffered tables, buffered bytes]
-        stats: dict = {}  # value -> [rows, chars, tokens]
-        per_source: dict = {}  # value -> {source: rows}
-        accs: list = [None] * len(forms)
-
-        def flush(value, force=False):
-            entry = open_[value]
-            if entry[2] and (force or entry[3] >= _BUFFER_BYTES):
-                if entry[0] is None:
-                    os.makedirs(os.path.dirname(entry[1]), exist_ok=True)
-                    entry[0] = pq.ParquetWriter(entry[1], file_schema, compression=codec, use_dictionary=dictionary)
-                entry[0].write_table(pa.concat_tables(entry[2]))
-                entry[2], entry[3] = [], 0
-
-        for batch in (produce(batches) if produce is not None else batches):
-            cols = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
-            for step in steps:
-                step.fn(cols)
-            arrays = [cols[n] for n in names]
-            table = pa.Table.from_arrays([a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, target, strict=True)],
-                                         schema=target)
-            if check_ids and table.num_rows:
-                hashes = string_hashes(table.column(ID)).view(np.int64)
-                yield pa.RecordBatch.from_arrays([pa.array(hashes), pa.nulls(len(hashes), pa.string())], _RESULT)
-            removed = table.column(REMOVED_BY).combine_chunks()
-            values = [None] if removed.null_count == len(removed) else pc.unique(removed).to_pylist()
-            for value in values:
-                part = table if len(values) == 1 else table.filter(
-                    pc.is_null(removed) if value is None else pc.equal(removed, value))
-                rows = part.num_rows
-                chars = pc.sum(pc.utf8_length(part.column(TEXT))).as_py() if has_text else None
-                tokens = pc.sum(part.column(N_TOKENS)).as_py() if has_tokens else None
-                mine = per_source.setdefault(value, {})
-                if has_source:
-                    for pair in pc.value_counts(part.column(SOURCE)).to_pylist():
-                        mine[pair["values"]] = mine.get(pair["values"], 0) + pair["counts"]
-                got = stats.setdefault(value, [0, None, None])
-                got[0] += rows
-                if chars is not None:
-                    got[1] = (got[1] or 0) + chars
-                if tokens is not None:
-                    got[2] = (got[2] or 0) + tokens
-                part = part.drop_columns([REMOVED_BY])
-                if value is not None and not keep_removed:  # removed rows keep who they are and why, no payload
-                    part = pa.Table.from_arrays(
-                        [c if n in light else pa.nulls(rows, c.type) for n, c in zip(part.column_names, part.columns,
-                                                                                   strict=True)], schema=file_schema)
-                for j, (_, form) in enumerate(forms):  # the summaries see the rows as written
-                    accs[j] = form.add(accs[j], part, value is None)
-                if value not in open_:
-                    open_[value] = [None, f"{root}/{REMOVED_BY}={escape_partition(value)}/{stem}.parquet", [], 0]
+            def flush(value, force=False):
                 entry = open_[value]
-                entry[2].append(part)
-                entry[3] += part.nbytes
-                flush(value)
-        out = []
-        for value, entry in open_.items():
-            flush(value, force=True)
-            entry[0].close()
-            rows, chars, tokens = stats[value]
-            result = {"value": value, "rows": rows, "chars": chars, "tokens": tokens, "file": entry[1],
-                      "sources": per_source[value]}
-            if not out:  # the task's summaries, once
-                result["summaries"] = accs
-            out.append(json.dumps(result))
-        if out:
-            yield pa.RecordBatch.from_arrays([pa.nulls(len(out), pa.int64()), pa.array(out, pa.string())], _RESULT)
+                if entry[2] and (force or entry[3] >= _BUFFER_BYTES):
+                    if entry[0] is None:
+                        os.makedirs(os.path.dirname(entry[1]), exist_ok=True)
+                        entry[0] = pq.ParquetWriter(entry[1], file_schema, compression=codec, use_dictionary=dictionary)
+                    entry[0].write_table(pa.concat_tables(entry[2]))
+                    entry[2], entry[3] = [], 0
 
-    written = source.mapInArrow(run, "h long, r string")
+            for batch in (produce(batches) if produce is not None else batches):
+                cols = conform(batch)
+                run_steps(cols, steps)
+                arrays = [cols[n] for n in names]
+                table = pa.Table.from_arrays([a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, target, strict=True)],
+                                             schema=target)
+                if check_ids and table.num_rows:
+                    hashes = string_hashes(table.column(ID)).view(np.int64)
+                    yield pa.RecordBatch.from_arrays([pa.array(hashes), pa.nulls(len(hashes), pa.string())], _RESULT)
+                removed = table.column(REMOVED_BY).combine_chunks()
+                values = [None] if removed.null_count == len(removed) else pc.unique(removed).to_pylist()
+                for value in values:
+                    part = table if len(values) == 1 else table.filter(
+                        pc.is_null(removed) if value is None else pc.equal(removed, value))
+                    rows = part.num_rows
+                    chars = pc.sum(pc.utf8_length(part.column(TEXT))).as_py() if has_text else None
+                    tokens = pc.sum(part.column(N_TOKENS)).as_py() if has_tokens else None
+                    mine = per_source.setdefault(value, {})
+                    if has_source:
+                        for pair in pc.value_counts(part.column(SOURCE)).to_pylist():
+                            mine[pair["values"]] = mine.get(pair["values"], 0) + pair["counts"]
+                    got = stats.setdefault(value, [0, None, None])
+                    got[0] += rows
+                    if chars is not None:
+                        got[1] = (got[1] or 0) + chars
+                    if tokens is not None:
+                        got[2] = (got[2] or 0) + tokens
+                    part = part.drop_columns([REMOVED_BY])
+                    if value is not None and not keep_removed:  # removed rows keep who they are and why, no payload
+                        part = pa.Table.from_arrays(
+                            [c if n in light else pa.nulls(rows, c.type) for n, c in zip(part.column_names, part.columns,
+                                                                                       strict=True)], schema=file_schema)
+                    for j, (_, form) in enumerate(forms):  # the summaries see the rows as written
+                        accs[j] = form.add(accs[j], part, value is None)
+                    if value not in open_:
+                        open_[value] = [None, f"{root}/{REMOVED_BY}={escape_partition(value)}/{stem}.parquet", [], 0]
+                    entry = open_[value]
+                    entry[2].append(part)
+                    entry[3] += part.nbytes
+                    flush(value)
+            out = []
+            for value, entry in open_.items():
+                flush(value, force=True)
+                entry[0].close()
+                rows, chars, tokens = stats[value]
+                result = {"value": value, "rows": rows, "chars": chars, "tokens": tokens, "file": entry[1],
+                          "sources": per_source[value]}
+                if not out:  # the task's summaries, once
+                    result["summaries"] = accs
+                out.append(json.dumps(result))
+            if out:
+                yield pa.RecordBatch.from_arrays([pa.nulls(len(out), pa.int64()), pa.array(out, pa.string())], _RESULT)
+
+        return run
+
+    # A frame straight from the read (io.sources.stream_frame): the tasks read the files themselves.
+    seg_conform = conformer(df.schema)
+    written = over_parts(df, lambda produce: make(produce, seg_conform, steps), "h long, r string")
+    for frame in earlier:  # conformed to the output's schema: columns added after the checkpoint are null
+        written = written.union(frame.mapInArrow(make(None, conformer(_nullable(schema, frame)), []), "h long, r string"))
     repeated = False
     if check_ids:
         # One row per distinct id hash and per task result; the repeats counted by an observation of the
@@ -231,6 +226,12 @@ def _counts(results: list) -> dict:
             into[src] = into.get(src, 0) + n
     return {"kept": sum(kept.values()), "kept_by_source": dict(sorted(kept.items())),
             "removed": {k: dict(sorted(v.items())) for k, v in sorted(removed.items())}}
+
+
+def _nullable(schema: T.StructType, frame: DataFrame) -> T.StructType:
+    """``schema`` with the fields ``frame`` has in their place and the rest as in ``schema`` (filled null)."""
+    have = {f.name for f in frame.schema.fields}
+    return T.StructType([f for f in schema.fields if f.name in have] + [f for f in schema.fields if f.name not in have])
 
 
 def _uri(path: str) -> str:

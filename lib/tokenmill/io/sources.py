@@ -207,14 +207,20 @@ def split_lines(spark: SparkSession, files: list[InputFile], split_bytes: int | 
 
 def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int | None = None) -> DataFrame:
     """One row per file (or byte range of one); big files one per partition, small ones packed several to a
-    partition (`tasks.plan`), so Spark spreads the work evenly over executors without a task per tiny file."""
+    partition (`tasks.plan`), so Spark spreads the work evenly over executors without a task per tiny file.
+
+    Built in the JVM: a range with one row per task, joined to the (small) table of files by a broadcast
+    join, which keeps the range's partitioning. No Python task makes these rows, so the task that reads
+    the files runs one Python worker, not two (a parallelized Python list would add a worker per task)."""
     from .tasks import plan, unit_weight
 
     rows = [(f.path, f.relpath, f.size, start, end) for f, start, end in file_splits(files, split_bytes)]
     weights = [unit_weight(size, whole=start == 0 and end == size) for _, _, size, start, end in rows]
     groups = plan(rows, weights, spark.sparkContext.defaultParallelism) or [[]]
-    rdd = spark.sparkContext.parallelize(groups, numSlices=len(groups)).flatMap(lambda group: group)
-    return spark.createDataFrame(rdd, FILES_SCHEMA)
+    table = spark.createDataFrame([(g, *row) for g, group in enumerate(groups) for row in group],
+                                  T.StructType([T.StructField("task", T.LongType(), False), *FILES_SCHEMA.fields]))
+    tasks = spark.range(0, len(groups), 1, len(groups)).withColumnRenamed("id", "task")
+    return tasks.join(F.broadcast(table), "task", "inner").select(*FILES_SCHEMA.fieldNames())
 
 
 def stream_frame(spark: SparkSession, files: list[InputFile], read_one, opens=None, schema: T.StructType = DOCUMENT_SCHEMA,

@@ -10,7 +10,16 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
 from ..io.artifacts import ship_file
-from ..pipeline.stage import StageContext, live, mark_removed, register
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    arrow_form,
+    live,
+    live_arrow,
+    mark_removed,
+    mark_removed_arrow,
+    register,
+)
 from ..schema import LANG, LANG_BACKEND, LANG_MIXED, LANG_SCORE, TEXT
 from .backends import BackendSpec
 from .codes import UND, canonical
@@ -89,6 +98,35 @@ def langid(ctx: StageContext, df: DataFrame, params: LangidParams) -> DataFrame:
     fields = _langid_columns(params)
     replaced = [c for c in df.columns if c not in fields]
     out = out.select(*replaced, *[F.col(f"{tmp}.{f}").alias(f) for f in fields])
+    _report(ctx, params)
+    return out
+
+
+@arrow_form("langid")
+def langid_arrow(ctx: StageContext, params: LangidParams, columns: list[str]) -> ArrowStep:
+    """The same languages, inside a fused pass: the prefix of each live text through `identify`."""
+    import pyarrow.compute as pc
+    from pyspark.sql import types as T
+
+    spec = build_spec(ctx.spark, params)
+    fields = _langid_columns(params)
+    prefix = params.prefix_chars * 4 + 1024 if params.prefix_chars and params.paragraphs is None else None
+
+    def fn(cols: dict) -> None:
+        text = live_arrow(cols, TEXT)
+        if prefix is not None:  # Spark's substring: code points
+            text = pc.utf8_slice_codeunits(text, 0, prefix)
+        r = identify(text.to_pylist(), spec)
+        got = {LANG: pa.array(r.lang, pa.string()), LANG_SCORE: pa.array(r.score, pa.float64()),
+               LANG_BACKEND: pa.array(r.backend, pa.string()), LANG_MIXED: pa.array(r.mixed, pa.bool_())}
+        cols.update({f: got[f] for f in fields})
+
+    _report(ctx, params)
+    types = {LANG: T.StringType(), LANG_SCORE: T.DoubleType(), LANG_BACKEND: T.StringType(), LANG_MIXED: T.BooleanType()}
+    return ArrowStep([T.StructField(f, types[f], True) for f in fields], fn)
+
+
+def _report(ctx: StageContext, params: LangidParams) -> None:
     ctx.report_all({
         "backend": params.backend, "codes": params.codes, "prefix_chars": params.prefix_chars,
         "min_letters": params.min_letters,
@@ -96,7 +134,6 @@ def langid(ctx: StageContext, df: DataFrame, params: LangidParams) -> DataFrame:
         "lingua": params.lingua.model_dump() if "lingua" in (params.backend, params.cascade.accurate) else None,
         "cascade": params.cascade.model_dump() if params.backend == "cascade" else None,
     })
-    return out
 
 
 @register("language_filter", "filter", LanguageFilterParams,
@@ -121,3 +158,36 @@ def language_filter(ctx: StageContext, df: DataFrame, params: LanguageFilterPara
     if params.drop_mixed:
         df = mark_removed(df, F.coalesce(F.col(LANG_MIXED), F.lit(False)), name, "mixed")
     return df
+
+
+@arrow_form("language_filter")
+def language_filter_arrow(ctx: StageContext, params: LanguageFilterParams, columns: list[str]) -> ArrowStep:
+    """`language_filter` on Arrow columns: the same reasons, in the same order, with SQL's null logic."""
+    name = ctx.label
+    allowed = pa.array(sorted({f for code in params.languages for f in forms(code)}), pa.string())
+    pairs = {f: float(v) for code, v in params.thresholds.items() for f in forms(code)}
+    keys, values = pa.array(list(pairs), pa.string()), pa.array(list(pairs.values()), pa.float64())
+
+    def fn(cols: dict) -> None:
+        import pyarrow.compute as pc
+
+        lang = cols[LANG]
+        not_und = pc.not_equal(lang, pa.scalar(UND))
+        if not params.keep_und:
+            mark_removed_arrow(cols, pc.or_kleene(pc.is_null(lang), pc.equal(lang, pa.scalar(UND))), name,
+                               "undetermined")
+        if params.languages:
+            # SQL's NOT IN: null for a null lang (never tagged as outside)
+            outside = pc.if_else(pc.is_valid(lang), pc.invert(pc.is_in(lang, value_set=allowed)),
+                                 pa.scalar(None, pa.bool_()))
+            mark_removed_arrow(cols, pc.and_kleene(outside, not_und) if params.keep_und else outside, name, "language")
+        threshold = pa.array([params.min_score] * len(lang), pa.float64())
+        if pairs:
+            at = pc.index_in(lang, value_set=keys)
+            threshold = pc.coalesce(pc.take(values, at), threshold)
+        score = pc.fill_null(cols[LANG_SCORE], 0.0)
+        mark_removed_arrow(cols, pc.and_kleene(not_und, pc.less(score, threshold)), name, "low_score")
+        if params.drop_mixed:
+            mark_removed_arrow(cols, cols[LANG_MIXED], name, "mixed")
+
+    return ArrowStep([], fn)

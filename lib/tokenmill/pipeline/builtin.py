@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from ..io.sources import fetch_report, read_source, read_stats
 from ..schema import CANONICAL_COLUMNS, META, REMOVED_BY, SOURCE
+from .passes import with_parts
 from .stage import (
     Deferred,
     StageContext,
@@ -79,7 +80,8 @@ def read(ctx: StageContext, df: DataFrame | None, params: StageParams) -> DataFr
     # remote files that needed retries (throttling, resets), resumed reads, and files given up
     ctx.report("fetch", Deferred(lambda: fetch_report(opens.value)["fetch"]))
     # Sources may carry different extra columns (an `audio` struct, instruction columns): missing ones are null.
-    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    # Marked with its parts: a fused pass right after the read reads each source's files in its own tasks.
+    return with_parts(reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames), frames)
 
 
 arrow_summary("read", _read_notes_add, _read_notes_merge)

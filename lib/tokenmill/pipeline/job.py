@@ -16,7 +16,7 @@ from ..errors import ConfigError, OutputError
 from ..io.outputs import protected_reason
 from .manifest import format_stage_table
 from .plan import load_pipeline
-from .run import RunResult, run
+from .run import RunResult, plan_passes, run
 
 log = logging.getLogger("tokenmill.pipeline")
 
@@ -109,6 +109,7 @@ def format_plan(plan, overrides=()) -> str:
     lines.append(f"{'stage':<{widths[0]}}  {'type':<{widths[1]}}  {'kind':<{widths[2]}}  needs -> adds")
     for label, name, kind, needs, adds in rows:
         lines.append(f"{label:<{widths[0]}}  {name:<{widths[1]}}  {kind:<{widths[2]}}  {needs} -> {adds}")
+    lines += ["", *plan_passes(plan)]
     return "\n".join(lines)
 
 

@@ -36,6 +36,10 @@ class PipelineConfig(Strict):
     # aside once instead of riding through the shuffles (measured: docs/COST.md). False: only the
     # checkpoints the config asks for.
     auto_checkpoint: bool = True
+    # Consecutive stages of a segment that have an Arrow form run as one Python pass per task (one
+    # `mapInArrow`, one Python worker per running task; pipeline/passes.py). False: each stage runs on its
+    # own (its Spark form), for debugging a stage; the rows are the same either way.
+    fuse: bool = Field(default=True, description="run consecutive Arrow-form stages as one Python pass per task")
     sources: list[Source] = Field(default_factory=list)
     stages: list[dict[str, Any]] = Field(default_factory=lambda: [{"stage": "read"}, {"stage": "write"}])
 

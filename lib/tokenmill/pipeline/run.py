@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
@@ -28,6 +28,7 @@ from ..schema import N_TOKENS, REMOVED_BY, TEXT
 from ..warmup import warm_workers
 from .commit import StagedOutput, read_manifest
 from .manifest import add_volume, check_balance, stage_table, versions
+from .passes import LabeledStep, run_pass
 from .plan import Plan, PlannedStage, digest
 from .stage import StageContext, WriteParams, Written, resolve_deferred
 
@@ -133,17 +134,31 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             df = done.df
             arrow = end.kind == "write" and arrow_write.supported(out.path, params.partition_by,
                                                                   params.max_rows_per_file, params.compression)
-            steps = None
+            steps: list[LabeledStep] = []  # the open pass: consecutive stages with an Arrow form
             for i, part in enumerate(segment):
-                if arrow and steps is None and df is not None and part.kind != "write":
-                    steps = _arrow_steps(ctx, segment[i:-1], df.columns)
-                if steps is not None:
-                    break  # the rest run in the write task (io/arrow_write.py)
+                if part.kind == "write":
+                    break
+                if plan.config.fuse and df is not None and part.spec.fusable(part.params, df.columns + _added(steps)):
+                    step = part.spec.arrow(ctx.for_stage(part.label), part.params, df.columns + _added(steps))
+                    if step is not None and step.prepare is not None:  # a job over the frame first
+                        if steps:
+                            df, steps = run_pass(df, steps), []
+                        df = step.prepare(df).select("*")  # a frame of its own: no longer the read's parts
+                        step = replace(step, prepare=None)  # the driver-side job is done; tasks get `fn` only
+                    if step is not None:
+                        steps.append(LabeledStep(part.label, step))
+                        continue
+                if steps:  # a stage that needs Spark ends the pass
+                    df, steps = run_pass(df, steps), []
                 if part.spec.passes == "many" and not _cheap_to_reread(segment[:i], plan):
                     log.info("%s reads its input several times: materialised first, so the stages before it run "
                              "once (`checkpoint: true` on the stage before keeps it across reruns)", part.label)
                     df = materialize(df)
                 df = part.spec.run(ctx.for_stage(part.label), df, part.params)
+            if steps and not arrow:
+                df, steps = run_pass(df, steps), []
+            if steps:
+                log.info("%s run in the write task, on Arrow batches", ", ".join(s.label for s in steps))
             done.reports.update(ctx.take_reports())
             volume: dict | None = None
             labels = [st.label for st in plan.stages]
@@ -151,7 +166,7 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
             paths = OutputPaths.of(out.path, out.in_place)
             if end.kind == "write":
                 df = _with_earlier_removals(spark, df, done.checkpoints)
-            if steps is not None:
+            if steps:
                 forms = {st.name: st.spec.summary_arrow for st in plan.stages[: index + 1]
                          if st.spec.summarize is not None and st.spec.summary_arrow is not None}
                 written = arrow_write.write_arrow(df, steps, out.path, params.keep_removed, params.compression,
@@ -215,20 +230,9 @@ def _observed(df: DataFrame, labels: list[str]):
     return df.observe(observation, *exprs), observation
 
 
-def _arrow_steps(ctx: StageContext, tail: list[PlannedStage], columns: list[str]) -> list | None:
-    """The Arrow forms of ``tail`` (the segment's stages before its write), or None unless every one has
-    one for its params."""
-    if not tail or any(st.spec.arrow is None or st.spec.passes == "many" for st in tail):
-        return None
-    steps, cols = [], list(columns)
-    for st in tail:
-        step = st.spec.arrow(ctx.for_stage(st.label), st.params, cols)
-        if step is None:
-            return None
-        steps.append(step)
-        cols += [f.name for f in step.fields if f.name not in cols]
-    log.info("%s run in the write task, on Arrow batches", ", ".join(st.label for st in tail))
-    return steps
+def _added(steps: list[LabeledStep]) -> list[str]:
+    """The columns the open pass's steps add (what the next stage's Arrow form sees besides the frame's)."""
+    return [f.name for s in steps for f in s.step.fields]
 
 
 def _arrow_volume(written: dict, labels: list[str]) -> dict:
@@ -257,7 +261,60 @@ def _volume(got: dict | None, labels: list[str]) -> dict:
     return out
 
 
-def _sets_aside(plan: Plan, index: int, segment: list[PlannedStage]) -> bool:
+# Source formats read by Python tasks (io.sources.stream_frame): a pass right after `read` reads their files
+_PYTHON_READ = ("warc", "wet", "jsonl", "audio")
+
+
+def plan_passes(plan: Plan) -> list[str]:
+    """The segments and their Python passes as the run will form them (for --dry-run): consecutive stages
+    with an Arrow form for their params make one pass; a stage that needs Spark ends it."""
+    from .plan import source_columns
+
+    cfg = plan.config
+    columns = list(source_columns(cfg, plan.config_path))
+    python_read = [s.name for s in cfg.sources if getattr(s, "format", "") in _PYTHON_READ]
+    head = "fused" if cfg.fuse else "off (fuse: false): every stage on its own"
+    lines = [f"passes ({head}; a pass is one mapInArrow, one Python worker per running task)"]
+    segment: list[PlannedStage] = []
+    n = 0
+    for index, st in enumerate(plan.stages):
+        segment.append(st)
+        if not (st.kind == "write" or st.params.checkpoint or _sets_aside(plan, index, segment, quiet=True)):
+            continue
+        n += 1
+        end = st
+        dest = cfg.output if end.kind == "write" else f"{cfg.work}/{index:02d}-{end.label}"
+        groups: list[tuple[list[str], bool]] = []  # (labels, one fused pass)
+        for part in segment:
+            fusable = cfg.fuse and part.kind not in ("read", "write") and part.spec.fusable(part.params, columns)
+            columns += [c for c in part.spec.columns("adds", part.params) if c not in columns]
+            starts = fusable and part.spec.arrow_prepares is not None and part.spec.arrow_prepares(part.params)
+            if fusable and groups and groups[-1][1] and not starts:
+                groups[-1][0].append(part.label)
+            else:
+                groups.append(([part.label], fusable))
+        params = end.params if isinstance(end.params, WriteParams) else None
+        arrow_tail = (end.kind == "write" and params is not None and cfg.fuse
+                      and arrow_write.supported(cfg.output, params.partition_by, params.max_rows_per_file,
+                                                params.compression))
+        shown = []
+        for i, (labels, fused) in enumerate(groups):
+            text = " > ".join(labels)
+            if fused:
+                extra = []
+                if i == 1 and labels and groups[0][0] == ["read"] and python_read:
+                    extra.append(f"reads {', '.join(python_read)} in its tasks")
+                if arrow_tail and i + 2 == len(groups):
+                    extra.append("writes Parquet in its tasks")
+                text = f"[{text}]" + (f" ({', '.join(extra)})" if extra else "")
+            shown.append(text)
+        lines.append(f"  segment {n} -> {dest}: " + " -> ".join(shown))
+        segment = []
+    lines.append("  [a > b]: one Python pass; a stage alone runs as Spark runs it")
+    return lines
+
+
+def _sets_aside(plan: Plan, index: int, segment: list[PlannedStage], quiet: bool = False) -> bool:
     """Whether the segment ends after stage ``index`` although no checkpoint was asked for: the next stage
     moves whole rows (a shuffle, or several reads) and filters in this segment have tagged rows, which
     would ride along, text and all (two thirds of a crawl after the quality filters). A checkpoint writes
@@ -269,8 +326,9 @@ def _sets_aside(plan: Plan, index: int, segment: list[PlannedStage]) -> bool:
         return False
     if not any(s.kind == "filter" for s in segment):
         return False
-    log.info("checkpoint after %s: %s moves whole rows, so the rows removed so far are set aside first "
-             "(`auto_checkpoint: false` to keep one plan)", segment[-1].label, following.label)
+    if not quiet:
+        log.info("checkpoint after %s: %s moves whole rows, so the rows removed so far are set aside first "
+                 "(`auto_checkpoint: false` to keep one plan)", segment[-1].label, following.label)
     return True
 
 

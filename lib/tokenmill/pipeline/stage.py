@@ -135,6 +135,16 @@ class StageSpec:
     arrow: Callable[[StageContext, Any, list[str]], ArrowStep | None] | None = None
     # `summarize` computed by the Arrow writer's tasks on the rows they write; see `arrow_summary`
     summary_arrow: ArrowSummary | None = None
+    # (params, columns) -> whether `arrow` gives a step for these params, without building it (cheap: the
+    # dry run's plan of passes asks it); None: whenever the stage has an Arrow form
+    arrow_supports: Callable[[Any, list[str]], bool] | None = None
+    arrow_prepares: Callable[[Any], bool] | None = None  # params -> whether the step has a `prepare`
+
+    def fusable(self, params: Any, columns: list[str]) -> bool:
+        """Whether the stage can run inside a fused Python pass with these params (see `arrow_form`)."""
+        if self.arrow is None or self.passes == "many" or self.shuffles:
+            return False
+        return self.arrow_supports is None or bool(self.arrow_supports(params, columns))
 
     def columns(self, which: Literal["requires", "adds", "audit"], params: Any) -> list[str]:
         value = getattr(self, which)
@@ -180,12 +190,54 @@ def register(name: str, kind: Kind, params: type[StageParams] = StageParams, ver
 
 @dataclass(frozen=True)
 class ArrowStep:
-    """A stage's work as a function of Arrow columns, run by the writer in its own task (io/arrow_write.py):
-    ``fn(columns)`` updates the dict of column name -> array in place (new columns, `removed_by`), giving
-    the rows the stage's Spark form gives. ``fields`` are the Spark fields it adds or replaces."""
+    """A stage's work as a function of Arrow columns, run inside a fused Python pass (pipeline/passes.py) or
+    the Arrow writer's task (io/arrow_write.py): ``fn(columns)`` updates the dict of column name -> array in
+    place (new columns, `removed_by`), giving the rows the stage's Spark form gives. ``fields`` are the
+    Spark fields it adds or replaces."""
 
     fields: list[Any]
     fn: Callable[[dict[str, Any]], None]
+    # A job the step needs on the whole frame entering it before any batch runs (decontaminate's count of
+    # common n-grams): `prepare(df) -> df` ends the open pass there, and the frame it returns feeds the
+    # pass the step starts.
+    prepare: Callable[[DataFrame], DataFrame] | None = None
+
+
+def updating(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    """An `ArrowStep` function from one that returns its new columns (the form `map_batches` takes too)."""
+
+    def step(cols: dict[str, Any]) -> None:
+        cols.update(fn(cols))
+
+    return step
+
+
+def batch_columns(batch: Any) -> dict[str, Any]:
+    """A record batch as the dict of column name -> array that Arrow step functions read."""
+    return {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
+
+
+def mark_removed_arrow(cols: dict[str, Any], condition: Any, stage: str, reason: Any) -> None:
+    """`mark_removed` on Arrow columns: tag rows where ``condition`` is true (null counts as false) and no
+    earlier stage removed them, with ``stage:reason`` (``reason`` a string or a string array)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(reason, str):
+        tag: Any = pa.scalar(f"{stage}:{reason}")
+    else:
+        tag = pc.binary_join_element_wise(pa.scalar(f"{stage}:"), reason, "")
+    hit = pc.fill_null(condition, False)
+    cols[REMOVED_BY] = pc.coalesce(cols[REMOVED_BY], pc.if_else(hit, tag, pa.scalar(None, pa.string())))
+
+
+def live_arrow(cols: dict[str, Any], column: str) -> Any:
+    """``column`` where no earlier stage removed the row, else null (what `F.when(live(df), col)` gives)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = cols[column]
+    return pc.if_else(pc.is_null(cols[REMOVED_BY]), values, pa.scalar(None, values.type))
 
 
 @dataclass(frozen=True)
@@ -204,15 +256,20 @@ def arrow_summary(name: str, add: Callable[[Any, Any, bool], Any], merge: Callab
     REGISTRY[name] = replace(REGISTRY[name], summary_arrow=ArrowSummary(add, merge))
 
 
-def arrow_form(name: str):
+def arrow_form(name: str, supports: Callable[[Any, list[str]], bool] | None = None,
+               prepares: Callable[[Any], bool] | None = None):
     """Decorator: give the registered stage ``name`` an Arrow form, `(ctx, params, columns) -> ArrowStep |
-    None`. A segment whose last stages all have one (and return a step) runs them in the write task on the
-    batches Spark hands it and writes Parquet from there: rows never go back into the JVM (measured on the
-    instruct bench, the JVM's row conversion and Parquet writer cost ten times what the Arrow work does).
-    The form reports what the stage reports; it must give the same rows (tests compare the two)."""
+    None`. Consecutive stages of a segment that have one run as one Python pass per task (one `mapInArrow`
+    feeding each batch through their steps in order, pipeline/passes.py); a pass that reaches the segment's
+    write runs in the write task and writes Parquet from there, so rows never go back into the JVM
+    (measured on the instruct bench, the JVM's row conversion and Parquet writer cost ten times what the
+    Arrow work does). ``supports(params, columns)`` says cheaply, without building anything, whether the
+    form gives a step for these params (the dry run shows the passes from it), ``prepares(params)`` whether
+    the step has a `prepare` (it then starts a pass of its own). The form reports what the
+    stage reports; it must give the same rows (tests compare the two)."""
 
     def wrap(fn):
-        REGISTRY[name] = replace(REGISTRY[name], arrow=fn)
+        REGISTRY[name] = replace(REGISTRY[name], arrow=fn, arrow_supports=supports, arrow_prepares=prepares)
         return fn
 
     return wrap

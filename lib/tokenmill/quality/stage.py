@@ -21,7 +21,15 @@ from pyspark.sql.functions import arrow_udf
 
 from ..errors import ConfigError
 from ..langid.config import forms
-from ..pipeline.stage import StageContext, map_batches, register
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    arrow_form,
+    batch_columns,
+    map_batches,
+    register,
+    updating,
+)
 from ..schema import LANG, QUALITY_FAILED, REMOVED_BY, TEXT
 from . import modifiers
 from .config import QualityFilterParams, QualitySignalsParams
@@ -33,50 +41,65 @@ _SPARK_TYPES = {pa.int64(): T.LongType(), pa.float64(): T.DoubleType(), pa.bool_
                 pa.string(): T.StringType()}
 
 
-@register("quality_signals", "annotate", QualitySignalsParams, requires=[TEXT], adds=list(SIGNALS))
-def quality_signals(ctx: StageContext, df: DataFrame, params: QualitySignalsParams) -> DataFrame:
-    """Every Gopher / C4 / FineWeb / NeMo signal as a `qs_*` column of each live document, in one pass."""
+def _signals_fn(ctx: StageContext, params: QualitySignalsParams, columns: list[str]):
+    """(columns of a batch) -> the signal columns, for both forms of `quality_signals`."""
     spec = SignalSpec(short_line_chars=params.short_line_chars,
                       stop_words=tuple(sorted((k, tuple(v)) for k, v in params.stop_words.items())))
-    use_lang = params.use_lang and LANG in df.columns
-    rerun = all(name in df.columns for name in SIGNALS)
+    use_lang = params.use_lang and LANG in columns
+    rerun = all(name in columns for name in SIGNALS)
 
-    def fn(batch: pa.RecordBatch) -> dict[str, pa.Array]:
-        live_rows = [r is None for r in batch.column(REMOVED_BY).to_pylist()]
-        texts = [t if ok else None for t, ok in zip(batch.column(TEXT).to_pylist(), live_rows, strict=True)]
-        langs = batch.column(LANG).to_pylist() if use_lang else None
+    def fn(cols: dict) -> dict[str, pa.Array]:
+        live_rows = pc.is_null(cols[REMOVED_BY])
+        texts = pc.if_else(live_rows, cols[TEXT], pa.scalar(None, pa.string())).to_pylist()
+        langs = cols[LANG].to_pylist() if use_lang else None
         table = compute_signals(texts, langs, spec)
         out = {name: table.column(name).combine_chunks() for name in SIGNALS}
         if rerun:  # a second pass (after a line modifier) keeps on removed rows the values that removed them
-            keep = pa.array(live_rows)
-            out = {name: pc.if_else(keep, col, batch.column(name).cast(col.type)) for name, col in out.items()}
+            out = {name: pc.if_else(live_rows, col, cols[name].cast(col.type)) for name, col in out.items()}
         return out
 
     ctx.report_all({"signals": list(SIGNALS), "short_line_chars": params.short_line_chars, "lang_aware": use_lang})
-    return map_batches(df, fn, [T.StructField(n, _SPARK_TYPES[t]) for n, t in SIGNALS.items()])
+    return fn
 
 
-def decide(batch: pa.RecordBatch, rules: list[Rule], modifier, stage: str, allowed: dict[str, frozenset]
+_SIGNAL_FIELDS = [T.StructField(n, _SPARK_TYPES[t]) for n, t in SIGNALS.items()]
+
+
+@register("quality_signals", "annotate", QualitySignalsParams, requires=[TEXT], adds=list(SIGNALS))
+def quality_signals(ctx: StageContext, df: DataFrame, params: QualitySignalsParams) -> DataFrame:
+    """Every Gopher / C4 / FineWeb / NeMo signal as a `qs_*` column of each live document, in one pass."""
+    fn = _signals_fn(ctx, params, df.columns)
+    return map_batches(df, lambda batch: fn(batch_columns(batch)), _SIGNAL_FIELDS)
+
+
+@arrow_form("quality_signals")
+def quality_signals_arrow(ctx: StageContext, params: QualitySignalsParams, columns: list[str]) -> ArrowStep:
+    """`quality_signals` inside a fused pass."""
+    return ArrowStep(_SIGNAL_FIELDS, updating(_signals_fn(ctx, params, columns)))
+
+
+def decide(cols: dict[str, pa.Array], rules: list[Rule], modifier, stage: str, allowed: dict[str, frozenset]
            ) -> dict[str, pa.Array]:
-    """One batch of `quality_filter`: run the line modifier on live rows, evaluate every rule, and return the
-    new removed_by / quality_failed (/ text and modifier columns). Rows removed earlier pass unchanged."""
-    n = len(batch)
-    removed_by = batch.column(REMOVED_BY).to_pylist()
+    """One batch of `quality_filter` (its columns by name): run the line modifier on live rows, evaluate every
+    rule, and return the new removed_by / quality_failed (/ text and modifier columns). Rows removed earlier
+    pass unchanged."""
+    n = len(cols[REMOVED_BY])
+    removed_by = cols[REMOVED_BY].to_pylist()
     live_rows = np.array([r is None for r in removed_by], bool)
     values: dict[str, np.ndarray] = {}
     out_fields: dict[str, pa.Array] = {}
     if modifier is not None:
-        texts = batch.column(TEXT).to_pylist()
+        texts = cols[TEXT].to_pylist()
         mod = modifiers.apply([t if ok else None for t, ok in zip(texts, live_rows, strict=True)], modifier)
         for name, _ in modifiers.fields(modifier):
             values[name] = _as_numpy(mod.field(name))
     for r in rules:
         if r.signal not in values:
-            values[r.signal] = _as_numpy(batch.column(r.signal))
-    langs = batch.column(LANG).to_pylist() if LANG in set(batch.schema.names) else None
+            values[r.signal] = _as_numpy(cols[r.signal])
+    langs = cols[LANG].to_pylist() if LANG in cols else None
     fails = _fails(values, rules, langs, allowed, live_rows)
     failed_lists: list[list[str] | None] = [None] * n
-    prev = batch.column(QUALITY_FAILED).to_pylist() if QUALITY_FAILED in set(batch.schema.names) else None
+    prev = cols[QUALITY_FAILED].to_pylist() if QUALITY_FAILED in cols else None
     any_fail = np.zeros(n, bool)
     for f in fails:
         any_fail |= f
@@ -185,8 +208,29 @@ def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams
         out = df.withColumn(QUALITY_FAILED, new_failed)
         return out.withColumn(REMOVED_BY, F.coalesce(prev_removed, F.when(
             F.size(failed) > 0, F.concat(F.lit(f"{name}:"), F.element_at(failed, 1)))))
+    return map_batches(df, lambda b: decide(batch_columns(b), rules, mod, name, allowed), _decide_fields(mod))
+
+
+def _decide_fields(mod) -> list[T.StructField]:
     fields = [T.StructField(REMOVED_BY, T.StringType()), T.StructField(QUALITY_FAILED, T.ArrayType(T.StringType()))]
     if mod is not None:
         fields += [T.StructField(TEXT, T.StringType())]
         fields += [T.StructField(n, _SPARK_TYPES[t]) for n, t in modifiers.fields(mod)]
-    return map_batches(df, lambda b: decide(b, rules, mod, name, allowed), fields)
+    return fields
+
+
+@arrow_form("quality_filter")
+def quality_filter_arrow(ctx: StageContext, params: QualityFilterParams, columns: list[str]) -> ArrowStep:
+    """`quality_filter` inside a fused pass: the rule set decided on the batch's signal columns."""
+    name, rs = ctx.label, params.rule_set
+    rules, mod = rs.active(), rs.modifier
+    mod_names = [n for n, _ in modifiers.fields(mod)] if mod is not None else []
+    missing = sorted({r.signal for r in rules} - set(columns) - set(mod_names))
+    if missing:
+        raise ConfigError(f"{name}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
+                          "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
+    allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
+    ctx.report_all({"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
+                    "modifier": mod.model_dump() if mod else None})
+    fields = [f for f in _decide_fields(mod) if f.name != REMOVED_BY]  # removed_by: in every frame already
+    return ArrowStep(fields, updating(lambda cols: decide(cols, rules, mod, name, allowed)))

@@ -24,7 +24,17 @@ from pyspark.sql.functions import arrow_udf
 from ..config import Strict
 from ..errors import ConfigError
 from ..io.paths import expand
-from ..pipeline.stage import StageContext, StageParams, live, mark_removed, register
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    StageParams,
+    arrow_form,
+    live,
+    live_arrow,
+    mark_removed,
+    mark_removed_arrow,
+    register,
+)
 from ..schema import BLOCKED_BY, URL
 
 
@@ -247,3 +257,22 @@ def url_filter(ctx: StageContext, df: DataFrame, params: UrlFilterParams) -> Dat
                        F.split(F.col(BLOCKED_BY), ":").getItem(0))
     ctx.report("lists", lists.sizes)
     return out
+
+
+@arrow_form("url_filter")
+def url_filter_arrow(ctx: StageContext, params: UrlFilterParams, columns: list[str]) -> ArrowStep:
+    """`url_filter` inside a fused pass: the same lookups on the live rows' URLs."""
+    from pyspark.sql import types as T
+
+    name = ctx.label
+    lists = UrlLists(params, name)
+
+    def fn(cols: dict) -> None:
+        import pyarrow.compute as pc
+
+        reasons = pa.array(url_reasons(live_arrow(cols, URL).to_pylist(), lists), pa.string())
+        cols[BLOCKED_BY] = reasons
+        mark_removed_arrow(cols, pc.is_valid(reasons), name, pc.list_element(pc.split_pattern(reasons, ":"), 0))
+
+    ctx.report("lists", lists.sizes)
+    return ArrowStep([T.StructField(BLOCKED_BY, T.StringType(), True)], fn)

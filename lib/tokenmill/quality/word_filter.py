@@ -13,7 +13,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import arrow_udf
 
-from ..pipeline.stage import StageContext, StageParams, live, mark_removed, register
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    StageParams,
+    arrow_form,
+    live,
+    live_arrow,
+    mark_removed,
+    mark_removed_arrow,
+    register,
+)
 from ..schema import BAD_WORDS, LANG, TEXT
 from ..text.words import no_space_language
 from .url_filter import file_stamps, read_list
@@ -83,6 +93,17 @@ class WordMatcher:
         return n, len(words)
 
 
+def _count(matcher: WordMatcher, texts: pa.Array, langs: pa.Array, min_count: int, max_ratio: float | None):
+    """(listed-word counts, whether each row is to be removed) for a batch; null where no list applies."""
+    counts, flags = [], []
+    for t, lang in zip(texts.to_pylist(), langs.to_pylist(), strict=True):
+        r = matcher.count(t, lang) if t is not None else None
+        counts.append(None if r is None else r[0])
+        flags.append(None if r is None else bool(
+            r[0] >= min_count or (max_ratio is not None and r[1] and r[0] / r[1] > max_ratio)))
+    return pa.array(counts, pa.int64()), pa.array(flags, pa.bool_())
+
+
 _WORDS = re.compile(r"\w+(?:['’-]\w+)*")
 
 
@@ -95,19 +116,36 @@ def word_filter(ctx: StageContext, df: DataFrame, params: WordFilterParams) -> D
 
     def run(batches: Iterator[tuple[pa.Array, pa.Array]]) -> Iterator[pa.Array]:
         for texts, langs in batches:
-            counts, flags = [], []
-            for t, lang in zip(texts.to_pylist(), langs.to_pylist(), strict=True):
-                r = matcher.count(t, lang) if t is not None else None
-                counts.append(None if r is None else r[0])
-                flags.append(None if r is None else bool(
-                    r[0] >= min_count or (max_ratio is not None and r[1] and r[0] / r[1] > max_ratio)))
-            yield pa.StructArray.from_arrays([pa.array(counts, pa.int64()), pa.array(flags, pa.bool_())],
-                                             names=["n", "hit"])
+            counts, flags = _count(matcher, texts, langs, min_count, max_ratio)
+            yield pa.StructArray.from_arrays([counts, flags], names=["n", "hit"])
 
     lang = F.col(LANG) if LANG in df.columns else F.lit(None).cast("string")
     res = arrow_udf(run, "struct<n:bigint,hit:boolean>")(F.when(live(df), F.col(TEXT)), lang)
     out = df.withColumn("__wf", res).withColumn(BAD_WORDS, F.col("__wf.n"))
     out = mark_removed(out, F.coalesce(F.col("__wf.hit"), F.lit(False)), name, "listed_words").drop("__wf")
-    ctx.report_all({"lists": matcher.sizes, "min_count": min_count, "max_ratio": max_ratio,
-                    "list_files": {k: os.path.basename(v) for k, v in params.lists.items()}})
+    _report(ctx, params, matcher)
     return out
+
+
+@arrow_form("word_filter")
+def word_filter_arrow(ctx: StageContext, params: WordFilterParams, columns: list[str]) -> ArrowStep:
+    """`word_filter` inside a fused pass."""
+    from pyspark.sql import types as T
+
+    name = ctx.label
+    matcher = WordMatcher(params, name)
+
+    def fn(cols: dict) -> None:
+        texts = live_arrow(cols, TEXT)
+        langs = cols[LANG] if LANG in cols else pa.nulls(len(texts), pa.string())
+        counts, flags = _count(matcher, texts, langs, params.min_count, params.max_ratio)
+        cols[BAD_WORDS] = counts
+        mark_removed_arrow(cols, flags, name, "listed_words")
+
+    _report(ctx, params, matcher)
+    return ArrowStep([T.StructField(BAD_WORDS, T.LongType(), True)], fn)
+
+
+def _report(ctx: StageContext, params: WordFilterParams, matcher: WordMatcher) -> None:
+    ctx.report_all({"lists": matcher.sizes, "min_count": params.min_count, "max_ratio": params.max_ratio,
+                    "list_files": {k: os.path.basename(v) for k, v in params.lists.items()}})

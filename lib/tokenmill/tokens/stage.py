@@ -9,7 +9,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigError
-from ..pipeline.stage import StageContext, StageParams, Written, live, register
+from ..pipeline.stage import (
+    ArrowStep,
+    StageContext,
+    StageParams,
+    Written,
+    arrow_form,
+    live,
+    live_arrow,
+    register,
+)
 from ..schema import SOURCE, TEXT
 from .count import (
     N_BYTES,
@@ -22,6 +31,7 @@ from .count import (
     token_totals,
     tokens_column,
 )
+from .tokenizer import count_tokens
 
 
 class TokensParams(StageParams):
@@ -88,3 +98,27 @@ def tokens(ctx: StageContext, df: DataFrame, params: TokensParams) -> DataFrame:
               .withColumn(N_TOKENS_ESTIMATED, F.lit(True)))
     ctx.report_all(report)
     return df
+
+
+@arrow_form("tokens", supports=lambda p, columns: p.method == "tokenizer")
+def tokens_arrow(ctx: StageContext, params: TokensParams, columns: list[str]) -> ArrowStep | None:
+    """Counting with the real tokenizer inside a fused pass (an estimate may need a calibration job)."""
+    from pyspark.sql import types as T
+
+    if params.method != "tokenizer":
+        return None
+    spec = ship(ctx.spark, params.tokenizer, params.add_special_tokens, params.parallel)
+
+    def fn(cols: dict) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        text = live_arrow(cols, TEXT)
+        cols[N_BYTES] = pc.binary_length(text).cast(pa.int64())  # UTF-8 bytes, null for removed rows
+        cols[N_TOKENS] = pa.array(count_tokens(text.to_pylist(), spec), pa.int64())
+        cols[N_TOKENS_ESTIMATED] = pa.array([False] * len(text), pa.bool_())
+
+    ctx.report_all({"method": params.method, "tokenizer": params.tokenizer,
+                    "add_special_tokens": params.add_special_tokens})
+    return ArrowStep([T.StructField(N_BYTES, T.LongType(), True), T.StructField(N_TOKENS, T.LongType(), True),
+                      T.StructField(N_TOKENS_ESTIMATED, T.BooleanType(), False)], fn)
