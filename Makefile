@@ -47,8 +47,9 @@ run: setup data/sample/index.json
 	$(PY) -m tokenmill plan_mixture --config $(MIXTURE)
 	$(PY) -m tokenmill build_mixture --config $(MIXTURE)
 
+# two workers: the suite waits on Spark's latency more than on CPU; the meter prints its time and peak memory
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers: the suite waits on Spark's latency more than on CPU
+	$(PY) tools/suite_meter.py -- $(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(PY) bench/ingest.py --pages 100000 --out bench/results/ingest.json
@@ -66,6 +67,7 @@ bench: setup
 	$(PY) bench/report.py --sizes 100000,1000000 --out bench/results/report.json
 	$(PY) bench/cold.py --docs 100000 --out bench/results/cold.json
 	$(PY) bench/pipeline_1m.py --pages 100000,1000000 --out bench/results/pipeline_1m.json
+	$(PY) bench/memory.py --out bench/results/memory.json
 	$(PY) bench/cost.py --pages 3.16e9 --hours 24 --out bench/results/cost.json
 
 dist: setup

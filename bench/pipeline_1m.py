@@ -8,7 +8,9 @@ Gopher repetition, Gopher quality, C4, FineWeb rules -> exact dedup -> MinHash d
   second per core, per stage;
 - *fused*: the pipeline as users write it (no checkpoint asked for; the runner's own before exact and near
   dedup, `auto_checkpoint`, set the filtered-out rows aside): the whole run's wall time, its peak memory (the JVM's resident set, the Python workers' —
-  each and all together, sampled every half second) and the bytes Spark shuffled (its event log).
+  each and all together, sampled every half second) and the bytes Spark shuffled (its event log);
+- *unfused*: the same with `fuse: false` (every Python stage its own `mapInArrow`/`arrow_udf`, as before
+  fused Python passes), for the before/after ratio measured in one run.
 Corpus: bench/crawlgen.py (English web documents of every kind, other languages, copies). Sizes:
 `--pages 100000,1000000`; the cost per document should stay flat between them. `--runs fused` (or
 `staged`) runs one kind and keeps the other's figures from the results file.
@@ -63,13 +65,14 @@ def stages(corpus: str) -> list:
     ]
 
 
-def config(corpus: str, work: str, staged: bool) -> dict:
+def config(corpus: str, work: str, staged: bool, fuse: bool = True) -> dict:
     steps = stages(corpus)
     if staged:  # every stage but the write its own segment
         steps = [({"stage": s} if isinstance(s, str) else dict(s)) for s in steps]
         for s in steps[:-1]:
             s["checkpoint"] = True
     return {"name": "bench-pipeline", "output": os.path.join(work, "out"), "work_dir": os.path.join(work, "work"),
+            "fuse": fuse,
             "sources": [{"name": "crawl", "format": "warc", "paths": f"{corpus}/warc/*.warc.gz"}], "stages": steps}
 
 
@@ -80,7 +83,7 @@ class Memory(threading.Thread):
     def __init__(self, root: int):
         super().__init__(daemon=True)
         self.root, self.stop = root, threading.Event()
-        self.jvm = self.worker = self.workers = 0
+        self.jvm = self.worker = self.workers = self.count = 0
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
@@ -94,6 +97,7 @@ class Memory(threading.Thread):
             self.jvm = max(self.jvm, jvm)
             self.worker = max([self.worker, *workers])
             self.workers = max(self.workers, sum(workers))
+            self.count = max(self.count, len(workers) - 1)  # the daemon and the workers it forked (same command)
 
 
 def _tree(root: int) -> list[tuple[int, str]]:
@@ -174,7 +178,8 @@ def run_pipeline(cfg: dict, work: str) -> dict:
     written = {"output": _bytes(cfg["output"]), "work": _bytes(cfg["work_dir"])}
     return {"seconds": round(seconds, 1), "segments": segments, "bytes_written": written,
             "peak_memory_bytes": {"jvm": memory.jvm, "python_worker_max": memory.worker,
-                                  "python_workers_total": memory.workers},
+                                  "python_workers_total": memory.workers,
+                                  "python_workers_peak_count": memory.count},
             "shuffle_bytes": {"written": shuffle_write, "read": shuffle_read},
             "rows": manifest["output"]["rows"],
             "removed": sum(manifest["output"].get("removed_by_reason_and_source", {}).get(r, {}).get(s, 0)
@@ -202,7 +207,7 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "tokenmill-bench"))
     ap.add_argument("--keep", action="store_true", help="keep the run folders (default: removed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline_1m.json"))
-    ap.add_argument("--runs", default="staged,fused", help="staged, fused or both (a size's other run, if any, "
+    ap.add_argument("--runs", default="staged,fused", help="staged, fused, unfused (a size's other runs, if any, "
                     "is kept from the results file)")
     args = ap.parse_args()
     from crawlgen import write_crawl
@@ -241,6 +246,16 @@ def main() -> None:
                 "fused_docs_per_s_per_core": round(pages / fused["seconds"] / cores, 1),
                 "fused_core_seconds_per_1k_docs": round(fused["seconds"] * cores / pages * 1000, 2),
                 "fused_measured": time.strftime("%Y-%m-%d")})
+        if "unfused" in kinds:
+            unfused = run_pipeline(config(corpus, os.path.join(work, "unfused"), False, fuse=False),
+                                   os.path.join(work, "unfused"))
+            print(pages, "unfused", unfused["seconds"], "s", flush=True)
+            entry.update({
+                "unfused": {k: unfused[k] for k in ("seconds", "peak_memory_bytes", "rows", "removed")},
+                "unfused_docs_per_s_per_core": round(pages / unfused["seconds"] / cores, 1),
+                "unfused_measured": time.strftime("%Y-%m-%d")})
+            if "fused" in kinds:
+                entry["fused_over_unfused"] = round(unfused["seconds"] / entry["fused"]["seconds"], 2)
         result["runs"][str(pages)] = entry
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

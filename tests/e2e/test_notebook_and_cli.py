@@ -99,7 +99,12 @@ def test_dry_run_prints_the_plan_and_reads_nothing(tmp_path, sample_dir):
         "langid         langid         annotate  text -> lang, lang_score, lang_backend",
         "decontaminate  decontaminate  filter    text -> contamination, contaminated_by",
         "tokens         tokens         annotate  text, source -> n_bytes, n_tokens, n_tokens_estimated",
-        "write          write          write     source -> -"]
+        "write          write          write     source -> -",
+        "",
+        "passes (fused; a pass is one mapInArrow, one Python worker per running task)",
+        f"  segment 1 -> {out}: read -> [langid] (reads commoncrawl/CC-SAMPLE-2024-10, "
+        "commoncrawl/CC-SAMPLE-2024-18-wet, sample-books in its tasks) -> [decontaminate > tokens] -> write",
+        "  [a > b]: one Python pass; a stage alone runs as Spark runs it"]
     assert not out.exists() and "SparkContext" not in next((tmp_path / "logs").glob("*.log")).read_text()
     res = _run("-m", "tokenmill", "count_tokens", "--output", "out/sample", "--tokenizer", "data/sample/tokenizer",
                "--dry-run")

@@ -40,3 +40,16 @@ def test_sine_peaks_in_the_expected_mel_bin_and_frames_are_exact():
     spec = MelSpec()
     bin_1k = round(1000 / (spec.sample_rate / spec.n_fft))  # 1 kHz in FFT bins of 40 Hz
     assert int(got[0].mean(axis=1).argmax()) == int(_filters(spec)[bin_1k].argmax())
+
+
+@pytest.mark.parametrize("spec", [MelSpec(), MelSpec(n_mels=128), MelSpec(f_min=20.0, f_max=7_600.0),
+                                  MelSpec(sample_rate=22_050, n_fft=1024, hop=256, n_mels=64, f_max=11_025.0)])
+def test_filter_bank_is_transformers_own_without_importing_it(spec):
+    """Our numpy Slaney filter bank is bit for bit `transformers.audio_utils.mel_filter_bank` (so an audio
+    worker does not import transformers for it)."""
+    from transformers.audio_utils import mel_filter_bank
+
+    want = mel_filter_bank(num_frequency_bins=spec.n_fft // 2 + 1, num_mel_filters=spec.n_mels,
+                           min_frequency=spec.f_min, max_frequency=spec.f_max, sampling_rate=spec.sample_rate,
+                           norm="slaney", mel_scale="slaney").astype(np.float32)
+    assert np.array_equal(_filters(spec), want)

@@ -77,9 +77,16 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     spark = df.sparkSession
     dest = qualify(dest)
     schema = output_schema(df.schema, steps)
+    for frame in earlier:  # nullable where an earlier frame's column is, or missing (as unionByName makes it)
+        theirs = {f.name: f.nullable for f in frame.schema.fields}
+        schema = T.StructType([T.StructField(f.name, f.dataType, f.nullable or theirs.get(f.name, True), f.metadata)
+                               for f in schema.fields])
+    light = {*IDENTITY, *audit}
+    if not keep_removed:  # removed rows' payload is written null, as `writer.write_split`'s select makes it
+        schema = T.StructType([f if f.name in light else T.StructField(f.name, f.dataType, True, f.metadata)
+                               for f in schema.fields])
     target = to_arrow_schema(schema)
     names = [f.name for f in schema.fields]
-    light = {*IDENTITY, *audit}
     plain = {p.split(".")[0] for p in plain_columns(schema)}
     dictionary = [n for n in names if n not in plain and n != REMOVED_BY]
     codec = _CODECS[compression]
@@ -89,7 +96,7 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
     forms = list((summaries or {}).items())
     check_ids = ID in names and META in names  # what `check_unique_ids` checks
 
-    def make(produce, conform, steps):
+    def make(produce, conform, steps, piece: int):
         def run(batches):
             import numpy as np
             import pyarrow as pa
@@ -100,7 +107,8 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
             from ..text.fast_ngrams import string_hashes
 
             tc = TaskContext.get()
-            stem = f"part-{tc.partitionId():05d}-{tc.taskAttemptId()}"
+            # the part too: Spark may run partitions of several parts of a union in one task
+            stem = f"part-{tc.partitionId():05d}-{piece}-{tc.taskAttemptId()}"
             file_schema = pa.schema([f for f in target if f.name != REMOVED_BY])
             open_: dict = {}  # value -> [writer, path, buffered tables, buffered bytes]
             stats: dict = {}  # value -> [rows, chars, tokens]
@@ -173,9 +181,11 @@ def write_arrow(df: DataFrame, steps: list, dest: str, keep_removed: bool, compr
 
     # A frame straight from the read (io.sources.stream_frame): the tasks read the files themselves.
     seg_conform = conformer(df.schema)
-    written = over_parts(df, lambda produce: make(produce, seg_conform, steps), "h long, r string")
+    parts = iter(range(1 << 30))
+    written = over_parts(df, lambda produce: make(produce, seg_conform, steps, next(parts)), "h long, r string")
     for frame in earlier:  # conformed to the output's schema: columns added after the checkpoint are null
-        written = written.union(frame.mapInArrow(make(None, conformer(_nullable(schema, frame)), []), "h long, r string"))
+        written = written.union(frame.mapInArrow(make(None, conformer(_nullable(schema, frame)), [], next(parts)),
+                                                 "h long, r string"))
     repeated = False
     if check_ids:
         # One row per distinct id hash and per task result; the repeats counted by an observation of the

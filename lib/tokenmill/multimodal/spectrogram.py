@@ -27,13 +27,35 @@ class MelSpec:
     dynamic_range: float = 8.0  # log10 units below the clip's maximum that are kept (Whisper: 8)
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (Auditory Toolbox): linear to 1 kHz (3 mels per 200 Hz), logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(hz < 1000.0, 3.0 * hz / 200.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(mel < 15.0, 200.0 * mel / 3.0, 1000.0 * np.exp(log_step * (mel - 15.0)))
+
+
 @lru_cache(maxsize=8)
 def _filters(spec: MelSpec) -> np.ndarray:
-    from transformers.audio_utils import mel_filter_bank
-
-    return mel_filter_bank(num_frequency_bins=spec.n_fft // 2 + 1, num_mel_filters=spec.n_mels,
-                           min_frequency=spec.f_min, max_frequency=spec.f_max, sampling_rate=spec.sample_rate,
-                           norm="slaney", mel_scale="slaney").astype(np.float32)
+    """(frequency bins, n_mels) triangular filters, centres evenly spaced in Slaney mels from f_min to f_max,
+    each scaled to unit area (Slaney norm): the bank Whisper's feature extractor uses. Built here in numpy
+    (tests hold it equal to `transformers.audio_utils.mel_filter_bank`) so audio workers never import
+    `transformers`."""
+    fft_freqs = np.linspace(0, spec.sample_rate // 2, spec.n_fft // 2 + 1)
+    mels = np.linspace(_hz_to_mel(spec.f_min), _hz_to_mel(spec.f_max), spec.n_mels + 2)
+    edges = _mel_to_hz(mels)
+    width = np.diff(edges)
+    slopes = edges[None, :] - fft_freqs[:, None]
+    down = -slopes[:, :-2] / width[:-1]
+    up = slopes[:, 2:] / width[1:]
+    bank = np.maximum(0.0, np.minimum(down, up))
+    bank *= 2.0 / (edges[2:] - edges[:-2])[None, :]
+    return bank.astype(np.float32)
 
 
 @lru_cache(maxsize=8)
