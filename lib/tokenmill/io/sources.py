@@ -219,7 +219,11 @@ def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int |
     groups = plan(rows, weights, spark.sparkContext.defaultParallelism) or [[]]
     table = spark.createDataFrame([(g, *row) for g, group in enumerate(groups) for row in group],
                                   T.StructType([T.StructField("task", T.LongType(), False), *FILES_SCHEMA.fields]))
-    tasks = spark.range(0, len(groups), 1, len(groups)).withColumnRenamed("id", "task")
+    # At least two slices: a one-slice range is a SinglePartition, and Spark 4 runs a union of children
+    # that share a partitioning partition by partition (`spark.sql.unionOutputPartitioning`), so the read
+    # of several one-file sources would be one task, not one per source.
+    slices = max(len(groups), 2)
+    tasks = spark.range(0, slices, 1, slices).withColumnRenamed("id", "task")
     return tasks.join(F.broadcast(table), "task", "inner").select(*FILES_SCHEMA.fieldNames())
 
 
