@@ -9,7 +9,9 @@ forums, shops, spam, repeated blocks, code). Timed:
   `--dt-docs` documents (it runs ~35 documents/s, so all 20,000 would take ten minutes; the rate is per
   document either way);
 - tokenmill in Spark local[2]: `quality_signals` + the four `quality_filter` stages (with C4's line filter),
-  output counted; about four input partitions per core, Python workers warmed by a 1,000-document run.
+  output counted; about four input partitions per core, Python workers warmed by a 1,000-document run:
+  stage by stage (each stage's Spark form, a Python node each) and as one fused Python pass (the engine's
+  default), side by side, with the same counts.
 Results: bench/results/quality.json.
 """
 
@@ -131,10 +133,33 @@ def main() -> None:
             out = quality_filter(ctx, out, QualityFilterParams(stage="quality_filter", id=rules, rules=rules))
         return {r["removed_by"]: r["count"] for r in out.groupBy("removed_by").count().collect()}  # small
 
+    def fused(path: str) -> dict:
+        """The same stages as one Python pass (pipeline/passes.py), as the engine runs them by default."""
+        from tokenmill.pipeline.passes import LabeledStep, run_pass
+        from tokenmill.pipeline.stage import REGISTRY
+
+        df = spark.read.parquet(path).withColumn("removed_by", F.lit(None).cast("string"))
+        entries = [("quality_signals", QualitySignalsParams(stage="quality_signals"))]
+        entries += [("quality_filter", QualityFilterParams(stage="quality_filter", id=r, rules=r))
+                    for r in ("gopher_repetition", "gopher_quality", "c4", "fineweb")]
+        cols, steps = list(df.columns), []
+        for name, params in entries:
+            label = params.id or name
+            step = REGISTRY[name].arrow(ctx.for_stage(label), params, cols)
+            steps.append(LabeledStep(label, step))
+            cols += [f.name for f in step.fields if f.name not in cols]
+        out = run_pass(df, steps)
+        return {r["removed_by"]: r["count"] for r in out.groupBy("removed_by").count().collect()}  # small
+
     pipeline(os.path.join(work, "warmup.parquet"))  # Python workers started and warm, as in a long job
+    fused(os.path.join(work, "warmup.parquet"))
     start = time.perf_counter()
     counts = pipeline(os.path.join(work, "docs.parquet"))
     spark_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fused_counts = fused(os.path.join(work, "docs.parquet"))
+    fused_s = time.perf_counter() - start
+    assert fused_counts == counts, (fused_counts, counts)
     partitions = spark.read.parquet(os.path.join(work, "docs.parquet")).rdd.getNumPartitions()
     spark.stop()
     results["tokenmill_spark_local"] = {
@@ -142,6 +167,11 @@ def main() -> None:
         "docs_per_s_per_core": round(len(texts) / spark_s / cores, 1), "kept": counts.get(None, 0),
         "what": "quality_signals + gopher_repetition, gopher_quality, c4 (line filter), fineweb quality_filter "
                 "stages, read from Parquet, counted; workers warmed by a 1,000-document run first"}
+    results["tokenmill_spark_fused"] = {
+        "cores": cores, "partitions": partitions, "seconds": round(fused_s, 3), "docs_per_s": round(len(texts) / fused_s),
+        "docs_per_s_per_core": round(len(texts) / fused_s / cores, 1), "kept": fused_counts.get(None, 0),
+        "what": "the same five stages as one Python pass (one mapInArrow per task: the engine's default), "
+                "same counts"}
     sys.path.insert(0, str(ROOT / "bench"))
     from coldrun import cold_pipeline
 
@@ -157,6 +187,8 @@ def main() -> None:
     if isinstance(results["datatrove_one_process"], dict):
         results["speedup_spark_per_core"] = round(results["tokenmill_spark_local"]["docs_per_s_per_core"]
                                                   / results["datatrove_one_process"]["docs_per_s_per_core"], 1)
+        results["speedup_spark_fused_per_core"] = round(results["tokenmill_spark_fused"]["docs_per_s_per_core"]
+                                                        / results["datatrove_one_process"]["docs_per_s_per_core"], 1)
     print(json.dumps(results, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")

@@ -132,8 +132,8 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     try:
         with StagedOutput(spark, dest) as out:
             df = done.df
-            arrow = end.kind == "write" and arrow_write.supported(out.path, params.partition_by,
-                                                                  params.max_rows_per_file, params.compression)
+            # a pass that reaches the segment's end runs in the write task (the output's or a checkpoint's)
+            arrow = arrow_write.supported(out.path, params.partition_by, params.max_rows_per_file, params.compression)
             steps: list[LabeledStep] = []  # the open pass: consecutive stages with an Arrow form
             for i, part in enumerate(segment):
                 if part.kind == "write":
