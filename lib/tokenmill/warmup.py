@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 log = logging.getLogger("tokenmill.warmup")
 _WARMED: set[str] = set()  # application ids whose workers this driver has warmed
+_THREADS: dict[str, threading.Thread] = {}  # application id -> its warm-up job's thread
 _LOCK = threading.Lock()
 
 
@@ -47,7 +48,16 @@ def warm_workers(spark: SparkSession, modules: Iterable[str]) -> threading.Threa
 
     thread = threading.Thread(target=job, name="tokenmill-warm-workers", daemon=True)
     thread.start()
+    _THREADS[sc.applicationId] = thread
     return thread
+
+
+def wait_warm(spark: SparkSession, timeout: float = 60.0) -> None:
+    """Wait for this application's warm-up job before the first real one: tasks started while the warm-up
+    tasks still hold their workers would fork workers of their own (four where two do)."""
+    thread = _THREADS.pop(spark.sparkContext.applicationId, None)
+    if thread is not None:
+        thread.join(timeout)
 
 
 def import_and_warm(names: list[str]) -> None:

@@ -151,6 +151,9 @@ def _common_pass(ctx: StageContext, df: DataFrame, params: DecontamParams, specs
     df = df.persist(StorageLevel.DISK_ONLY)
     ctx.after_commit.append(df.unpersist)
     ctx.on_abort.append(df.unpersist)
+    # Kept by a job of its own first: the count below then reads it, so a task runs the stages before this
+    # one (a Python pass) and the n-gram lookup one after the other, never as two Python workers at once.
+    df.count()
     common, counts = _common(df, F.when(live(df), F.col(TEXT)), bc, params.max_docs_per_ngram)
     ignored, per_bench = split_common(index, common, counts, params.viral_share)
     report["ignored_common_ngrams"] = int(len(ignored))

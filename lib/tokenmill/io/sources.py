@@ -217,8 +217,16 @@ def _files_frame(spark: SparkSession, files: list[InputFile], split_bytes: int |
     rows = [(f.path, f.relpath, f.size, start, end) for f, start, end in file_splits(files, split_bytes)]
     weights = [unit_weight(size, whole=start == 0 and end == size) for _, _, size, start, end in rows]
     groups = plan(rows, weights, spark.sparkContext.defaultParallelism) or [[]]
-    table = spark.createDataFrame([(g, *row) for g, group in enumerate(groups) for row in group],
-                                  T.StructType([T.StructField("task", T.LongType(), False), *FILES_SCHEMA.fields]))
+    import pyarrow as pa
+
+    flat = [(g, *row) for g, group in enumerate(groups) for row in group]
+    names = ["task", *FILES_SCHEMA.fieldNames()]
+    # From an Arrow table: a local relation in the JVM (a list of tuples would be a Python RDD, and its
+    # broadcast a job of Python tasks beside the read's).
+    arrow = pa.table({n: pa.array([r[i] for r in flat], pa.int64() if n in ("task", "size", "start", "end")
+                                  else pa.string()) for i, n in enumerate(names)})
+    table = spark.createDataFrame(arrow, T.StructType([T.StructField("task", T.LongType(), False),
+                                                       *FILES_SCHEMA.fields]))
     # At least two slices: a one-slice range is a SinglePartition, and Spark 4 runs a union of children
     # that share a partitioning partition by partition (`spark.sql.unionOutputPartitioning`), so the read
     # of several one-file sources would be one task, not one per source.

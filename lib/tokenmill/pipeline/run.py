@@ -25,7 +25,7 @@ from ..io.outputs import OutputLock, check_destination, protected_reason, remove
 from ..io.sources import one_listing
 from ..io.writer import OutputPaths, check_unique_ids, read_written, write_split
 from ..schema import N_TOKENS, REMOVED_BY, TEXT
-from ..warmup import warm_workers
+from ..warmup import wait_warm, warm_workers
 from .commit import StagedOutput, read_manifest
 from .manifest import add_volume, check_balance, stage_table, versions
 from .passes import LabeledStep, run_pass
@@ -130,6 +130,7 @@ def _compute_segment(ctx: StageContext, plan: Plan, index: int, segment: list[Pl
     # Spark names the stages of the jobs below after this (the UI and the progress lines), not a call site
     spark.sparkContext.setLocalProperty("callSite.short", " > ".join(s.label for s in segment))
     try:
+        wait_warm(spark)  # the warm workers are the ones the segment's tasks get
         with StagedOutput(spark, dest) as out:
             df = done.df
             # a pass that reaches the segment's end runs in the write task (the output's or a checkpoint's)
