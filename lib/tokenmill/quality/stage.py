@@ -179,6 +179,22 @@ def _filter_requires(params: QualityFilterParams) -> list[str]:
     return signals + ([TEXT] if params.rule_set.modifier is not None else [])
 
 
+def _rule_setup(ctx: StageContext, params: QualityFilterParams, columns: list[str]):
+    """(active rules, line modifier, languages each rule applies to) for both forms of `quality_filter`;
+    the signals the rules read are checked against ``columns`` and the rule set is reported."""
+    rs = params.rule_set
+    rules, mod = rs.active(), rs.modifier
+    mod_names = [n for n, _ in modifiers.fields(mod)] if mod is not None else []
+    missing = sorted({r.signal for r in rules} - set(columns) - set(mod_names))
+    if missing:
+        raise ConfigError(f"{ctx.label}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
+                          "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
+    allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
+    ctx.report_all({"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
+                    "modifier": mod.model_dump() if mod else None})
+    return rules, mod, allowed
+
+
 @register("quality_filter", "filter", QualityFilterParams, requires=_filter_requires,
           adds=lambda p: [QUALITY_FAILED, *_modifier_columns(p)],
           # the signals that decided stay on removed rows: report.html draws kept vs removed with each threshold
@@ -186,17 +202,7 @@ def _filter_requires(params: QualityFilterParams) -> list[str]:
 def quality_filter(ctx: StageContext, df: DataFrame, params: QualityFilterParams) -> DataFrame:
     """Remove documents failing any rule of the set; all failed rules go to `quality_failed`."""
     name = ctx.label
-    rs = params.rule_set
-    rules = rs.active()
-    mod = rs.modifier
-    mod_names = [n for n, _ in modifiers.fields(mod)] if mod is not None else []
-    missing = sorted({r.signal for r in rules} - set(df.columns) - set(mod_names))
-    if missing:
-        raise ConfigError(f"{name}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
-                          "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
-    allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
-    ctx.report_all({"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
-                    "modifier": mod.model_dump() if mod else None})
+    rules, mod, allowed = _rule_setup(ctx, params, df.columns)
     if mod is None:
         # Only the signal columns cross to Python. The UDF's input never contains `removed_by`, so the
         # expressions below grow by a constant per stage, not by doubling.
@@ -222,15 +228,7 @@ def _decide_fields(mod) -> list[T.StructField]:
 @arrow_form("quality_filter")
 def quality_filter_arrow(ctx: StageContext, params: QualityFilterParams, columns: list[str]) -> ArrowStep:
     """`quality_filter` inside a fused pass: the rule set decided on the batch's signal columns."""
-    name, rs = ctx.label, params.rule_set
-    rules, mod = rs.active(), rs.modifier
-    mod_names = [n for n, _ in modifiers.fields(mod)] if mod is not None else []
-    missing = sorted({r.signal for r in rules} - set(columns) - set(mod_names))
-    if missing:
-        raise ConfigError(f"{name}: rule set {rs.name!r} needs column(s) {', '.join(missing)}; "
-                          "run a `quality_signals` stage before it (and again after a stage that rewrites text)")
-    allowed = {r.name: frozenset(f for code in r.languages for f in forms(code)) for r in rules if r.languages}
-    ctx.report_all({"rule_set": rs.name, "rules": [r.model_dump(exclude_defaults=True) for r in rules],
-                    "modifier": mod.model_dump() if mod else None})
+    name = ctx.label
+    rules, mod, allowed = _rule_setup(ctx, params, columns)
     fields = [f for f in _decide_fields(mod) if f.name != REMOVED_BY]  # removed_by: in every frame already
     return ArrowStep(fields, updating(lambda cols: decide(cols, rules, mod, name, allowed)))
